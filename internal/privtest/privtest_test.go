@@ -1,0 +1,49 @@
+package privtest
+
+import (
+	"strings"
+	"testing"
+)
+
+type recorder struct {
+	skipped, failed string
+}
+
+func (r *recorder) Helper()           {}
+func (r *recorder) Skip(args ...any)  { r.skipped = args[0].(string) }
+func (r *recorder) Fatal(args ...any) { r.failed = args[0].(string) }
+
+func TestUnavailableSkipsOutsideCI(t *testing.T) {
+	t.Setenv("CI", "")
+	var r recorder
+	Unavailable(&r, "needs root: x")
+	if r.skipped != "needs root: x" || r.failed != "" {
+		t.Fatalf("got skip %q fail %q", r.skipped, r.failed)
+	}
+}
+
+func TestUnavailableFailsInCI(t *testing.T) {
+	t.Setenv("CI", "true")
+	var r recorder
+	Unavailable(&r, "needs root: x")
+	if r.skipped != "" || !strings.Contains(r.failed, "needs root: x") {
+		t.Fatalf("got skip %q fail %q", r.skipped, r.failed)
+	}
+}
+
+func TestRequireCmdMissing(t *testing.T) {
+	t.Setenv("CI", "")
+	var r recorder
+	RequireCmd(&r, "pktdrop-no-such-tool")
+	if !strings.Contains(r.skipped, "pktdrop-no-such-tool") {
+		t.Fatalf("got skip %q", r.skipped)
+	}
+}
+
+func TestRequireCmdPresent(t *testing.T) {
+	var r recorder
+	RequireCmd(&r, "go")
+	if r.skipped != "" || r.failed != "" {
+		t.Fatalf("go should be on PATH while testing: skip %q fail %q", r.skipped, r.failed)
+	}
+}
