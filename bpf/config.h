@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Filters and settings, written by userspace before load
+ * (internal/filter.Constants). The verifier sees them as constants, so a
+ * filter that is off costs nothing. */
+#pragma once
+
+const volatile __u8 cfg_proto = 0;
+const volatile __u8 cfg_family = 0;
+const volatile __u8 cfg_src_on = 0, cfg_dst_on = 0, cfg_host_on = 0;
+const volatile __u8 cfg_src_fam = 0, cfg_dst_fam = 0, cfg_host_fam = 0;
+const volatile __u8 cfg_src_plen = 0, cfg_dst_plen = 0, cfg_host_plen = 0;
+const volatile __u8 cfg_src_addr[16] = {}, cfg_dst_addr[16] = {}, cfg_host_addr[16] = {};
+const volatile __u16 cfg_port = 0, cfg_sport = 0, cfg_dport = 0;
+const volatile char cfg_ifname[16] = {};
+const volatile __u32 cfg_netns = 0;
+const volatile __u8 cfg_reason_incl_on = 0;
+const volatile __u64 cfg_reason_incl[4] = {};
+const volatile __u64 cfg_reason_excl[4] = {};
+
+/* 1: follow each matching packet through the path probes. */
+const volatile __u8 cfg_path = 1;
+/* 1: also report tracked packets that were consumed, not dropped. */
+const volatile __u8 cfg_trace = 0;
+/* Priority of each netfilter link program (on_nf_0 .. on_nf_7); userspace
+ * derives them from the kernel's nf_ip_hook_priorities. */
+const volatile __s32 cfg_nf_prio[8] = {};

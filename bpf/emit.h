@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Building and sending events: one per dropped (or, when tracing,
+ * consumed) packet, carrying the path recorded for it. */
+#pragma once
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20); /* userspace sets --ringbuf-size */
+} events SEC(".maps");
+
+/* Events are built here: struct pd_event is too large for the stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pd_event);
+} scratch SEC(".maps");
+
+/* Only the filled part of the path is sent, so an event without a path
+ * costs a few hundred bytes, not the full struct. */
+static __always_inline void send(struct pd_event *ev)
+{
+	__u64 size = __builtin_offsetof(struct pd_event, path) +
+		     (__u64)ev->nsteps * sizeof(struct pd_step);
+	if (size > sizeof(*ev))
+		size = sizeof(*ev);
+	if (bpf_ringbuf_output(&events, ev, size, 0)) {
+		count(PD_CNT_LOST);
+		return;
+	}
+	count(PD_CNT_EVENTS);
+}
+
+static __always_inline void copy_path(struct pd_event *ev, struct pd_track *tr)
+{
+	__u32 n = tr->n, start = 0, cnt = n;
+	if (n > PD_PATH_MAX) {
+		start = n & (PD_PATH_MAX - 1);
+		cnt = PD_PATH_MAX;
+		ev->steps_lost = n - PD_PATH_MAX > 255 ? 255 : n - PD_PATH_MAX;
+	}
+	/* A bounded loop (kernel ≥5.3): unrolled, 16 struct copies bloat
+	 * every program that frees a packet. */
+	for (int i = 0; i < PD_PATH_MAX; i++) {
+		if (i >= cnt)
+			break;
+		ev->path[i] = tr->steps[(start + i) & (PD_PATH_MAX - 1)];
+	}
+	ev->nsteps = cnt;
+}
+
+/* The end of a packet: report it if it is a drop that passes the filters,
+ * or a consumed packet that was followed (trace). Always forgets the skb. */
+static __always_inline void on_free(struct sk_buff *skb, __u64 location, __u32 reason, __u8 kind)
+{
+	__u64 key = (__u64)skb;
+	struct pd_track *tr = cfg_path ? bpf_map_lookup_elem(&tracks, &key) : NULL;
+	__u32 zero = 0;
+	struct pd_event *ev;
+
+	if (kind == PD_KIND_TRACE && (!tr || !cfg_trace))
+		goto out;
+	ev = bpf_map_lookup_elem(&scratch, &zero);
+	if (!ev)
+		goto out;
+	__builtin_memset(&ev->t, 0, sizeof(ev->t));
+	if (parse_skb(skb, &ev->t) && !tr)
+		goto out;
+	if (!tr && !tuple_match(&ev->t))
+		goto out;
+	if (kind == PD_KIND_DROP && !reason_match(reason))
+		goto out;
+
+	struct net_device *dev = BPF_CORE_READ(skb, dev);
+	__builtin_memset(ev->ifname, 0, sizeof(ev->ifname));
+	ev->ifindex = 0;
+	if (dev) {
+		bpf_probe_read_kernel_str(ev->ifname, sizeof(ev->ifname), dev->name);
+		ev->ifindex = BPF_CORE_READ(dev, ifindex);
+	}
+	if (!ifname_match(ev->ifname))
+		goto out;
+	ev->netns = skb_netns(skb);
+	if (cfg_netns && ev->netns != cfg_netns)
+		goto out;
+
+	ev->ts = bpf_ktime_get_ns();
+	ev->skb = key;
+	ev->location = location;
+	ev->reason = reason;
+	ev->mark = BPF_CORE_READ(skb, mark);
+	ev->len = BPF_CORE_READ(skb, len);
+	ev->cpu = bpf_get_smp_processor_id();
+	ev->kind = kind;
+	ev->ctinfo = skb_ctinfo(skb);
+	ev->nsteps = 0;
+	ev->steps_lost = 0;
+	if (tr)
+		copy_path(ev, tr);
+	if (kind == PD_KIND_DROP)
+		count(PD_CNT_DROPS_SEEN);
+	send(ev);
+out:
+	if (tr)
+		bpf_map_delete_elem(&tracks, &key);
+}

@@ -1,0 +1,329 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* pktdrop's probes. Each probe point has one program per mechanism
+ * (tp_btf, classic tracepoint, fentry/fexit, kprobe, netfilter link);
+ * userspace loads the best one the running kernel accepts. */
+#include "include/vmlinux.h"
+#include "include/bpf_helpers.h"
+#include "include/bpf_tracing.h"
+#include "include/bpf_core_read.h"
+#include "include/bpf_endian.h"
+#include "event.h"
+#include "config.h"
+#include "parse.h"
+#include "track.h"
+#include "emit.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Keep the event types in the object's BTF so bpf2go can generate them. */
+const struct pd_event *unused_event __attribute__((unused));
+const enum pd_point *unused_point __attribute__((unused));
+const enum pd_kind *unused_kind __attribute__((unused));
+const enum pd_counter *unused_counter __attribute__((unused));
+
+#define PD_NF_ACCEPT 1
+#define PD_VERDICT_PENDING 0x7fffffff
+
+/* ---- the drop and the normal end of a packet ---- */
+
+static __always_inline void on_kfree(struct sk_buff *skb, __u64 location, __u32 reason)
+{
+	if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_CONSUMED) &&
+	    reason == bpf_core_enum_value(enum skb_drop_reason, SKB_CONSUMED)) {
+		on_free(skb, location, reason, PD_KIND_TRACE);
+		return;
+	}
+	if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_NOT_DROPPED_YET) &&
+	    reason == bpf_core_enum_value(enum skb_drop_reason, SKB_NOT_DROPPED_YET))
+		return;
+	on_free(skb, location, reason, PD_KIND_DROP);
+}
+
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(tpb_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
+{
+	on_kfree(skb, (__u64)location, reason);
+	return 0;
+}
+
+/* Kernels before 5.17 pass no reason. */
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(tpb_kfree_skb_noreason, struct sk_buff *skb, void *location)
+{
+	on_free(skb, (__u64)location, 0, PD_KIND_DROP);
+	return 0;
+}
+
+SEC("tracepoint/skb/kfree_skb")
+int tp_kfree_skb(struct trace_event_raw_kfree_skb *ctx)
+{
+	__u32 reason = 0;
+	if (bpf_core_field_exists(ctx->reason))
+		reason = BPF_CORE_READ(ctx, reason);
+	on_kfree((struct sk_buff *)BPF_CORE_READ(ctx, skbaddr), (__u64)BPF_CORE_READ(ctx, location), reason);
+	return 0;
+}
+
+SEC("tp_btf/consume_skb")
+int BPF_PROG(tpb_consume_skb, struct sk_buff *skb)
+{
+	on_free(skb, 0, 0, PD_KIND_TRACE);
+	return 0;
+}
+
+SEC("tracepoint/skb/consume_skb")
+int tp_consume_skb(struct trace_event_raw_consume_skb *ctx)
+{
+	on_free((struct sk_buff *)BPF_CORE_READ(ctx, skbaddr), 0, 0, PD_KIND_TRACE);
+	return 0;
+}
+
+/* ---- device ingress and egress ---- */
+
+static __always_inline void step_at(struct sk_buff *skb, __u8 point, struct net_device *dev)
+{
+	struct pd_step st = {};
+	st.point = point;
+	record(skb, &st, dev);
+}
+
+SEC("tp_btf/netif_receive_skb")
+int BPF_PROG(tpb_netif_receive_skb, struct sk_buff *skb)
+{
+	step_at(skb, PD_POINT_NETIF_RECEIVE, NULL);
+	return 0;
+}
+
+SEC("tracepoint/net/netif_receive_skb")
+int tp_netif_receive_skb(struct trace_event_raw_net_dev_template *ctx)
+{
+	step_at((struct sk_buff *)BPF_CORE_READ(ctx, skbaddr), PD_POINT_NETIF_RECEIVE, NULL);
+	return 0;
+}
+
+SEC("tp_btf/net_dev_queue")
+int BPF_PROG(tpb_net_dev_queue, struct sk_buff *skb)
+{
+	step_at(skb, PD_POINT_DEV_QUEUE, NULL);
+	return 0;
+}
+
+SEC("tracepoint/net/net_dev_queue")
+int tp_net_dev_queue(struct trace_event_raw_net_dev_template *ctx)
+{
+	step_at((struct sk_buff *)BPF_CORE_READ(ctx, skbaddr), PD_POINT_DEV_QUEUE, NULL);
+	return 0;
+}
+
+SEC("tp_btf/net_dev_start_xmit")
+int BPF_PROG(tpb_net_dev_start_xmit, struct sk_buff *skb, struct net_device *dev)
+{
+	step_at(skb, PD_POINT_DEV_XMIT, dev);
+	return 0;
+}
+
+/* ---- IP layer entry points (fentry, else kprobe) ---- */
+
+#define FUNC_STEP(fname, point, argn)                                         \
+	SEC("fentry/" #fname)                                                 \
+	int BPF_PROG(fentry_##fname) {                                        \
+		step_at((struct sk_buff *)ctx[argn], point, NULL);            \
+		return 0;                                                     \
+	}                                                                     \
+	SEC("kprobe/" #fname)                                                 \
+	int BPF_KPROBE(kprobe_##fname) {                                      \
+		step_at((struct sk_buff *)PT_REGS_PARM##argn##_CORE_X(ctx), point, NULL); \
+		return 0;                                                     \
+	}
+
+/* PT_REGS_PARMn is 1-based, fentry's ctx[] 0-based. */
+#define PT_REGS_PARM0_CORE_X(x) PT_REGS_PARM1_CORE(x)
+#define PT_REGS_PARM2_CORE_X(x) PT_REGS_PARM3_CORE(x)
+
+FUNC_STEP(ip_rcv, PD_POINT_IP_RCV, 0)
+FUNC_STEP(ipv6_rcv, PD_POINT_IP_RCV, 0)
+FUNC_STEP(ip_forward, PD_POINT_IP_FORWARD, 0)
+FUNC_STEP(ip6_forward, PD_POINT_IP_FORWARD, 0)
+FUNC_STEP(ip_output, PD_POINT_IP_OUTPUT, 2)
+FUNC_STEP(ip6_output, PD_POINT_IP_OUTPUT, 2)
+
+/* ---- route lookups ---- */
+
+SEC("tp_btf/fib_table_lookup")
+int BPF_PROG(tpb_fib_table_lookup, u32 tb_id, const struct flowi4 *flp,
+	     const struct fib_nh_common *nhc, int err)
+{
+	__u32 zero = 0;
+	__u64 *cur = bpf_map_lookup_elem(&cur_skb, &zero);
+	if (!cur || !*cur)
+		return 0;
+	__u64 key = *cur;
+	struct pd_track *tr = bpf_map_lookup_elem(&tracks, &key);
+	if (!tr)
+		return 0;
+	struct pd_step *prev = last_step(tr);
+	if (!prev || prev->t.family != 4)
+		return 0;
+
+	struct pd_step st = {};
+	__be32 saddr = BPF_CORE_READ(flp, saddr), daddr = BPF_CORE_READ(flp, daddr);
+	/* This CPU may be routing something else (a socket connect); only
+	 * lookups about this packet's addresses belong to its path. */
+	if (__builtin_memcmp(&daddr, prev->t.daddr, 4) && __builtin_memcmp(&daddr, prev->t.saddr, 4))
+		return 0;
+	st.point = PD_POINT_FIB_LOOKUP;
+	st.ts = bpf_ktime_get_ns();
+	st.netns = prev->netns;
+	st.ifindex = BPF_CORE_READ(flp, __fl_common.flowic_iif);
+	st.prio = tb_id;
+	st.ret = err;
+	if (nhc)
+		st.aux = BPF_CORE_READ(nhc, nhc_dev, ifindex);
+	st.t.family = 4;
+	st.t.proto = BPF_CORE_READ(flp, __fl_common.flowic_proto);
+	__builtin_memcpy(st.t.saddr, &saddr, 4);
+	__builtin_memcpy(st.t.daddr, &daddr, 4);
+	/* Several tables are tried in turn; the last answer is the one that
+	 * counted, so it replaces the previous lookup of the same key. */
+	if (prev->point == PD_POINT_FIB_LOOKUP && tuple_equal(&prev->t, &st.t)) {
+		*prev = st;
+		tr->last_ts = st.ts;
+		return 0;
+	}
+	append(tr, &st);
+	return 0;
+}
+
+/* ---- netfilter ---- */
+
+static __always_inline void nf_enter(struct sk_buff *skb, const struct nf_hook_state *state,
+				     __u8 point, __s32 prio, __s32 ret)
+{
+	struct pd_step st = {};
+	struct net_device *out = BPF_CORE_READ(state, out);
+	st.point = point;
+	st.hook = BPF_CORE_READ(state, hook);
+	st.pf = BPF_CORE_READ(state, pf);
+	st.netns = BPF_CORE_READ(state, net, ns.inum);
+	st.prio = prio;
+	st.ret = ret;
+	if (out)
+		st.aux = BPF_CORE_READ(out, ifindex);
+	record(skb, &st, NULL);
+}
+
+/* The verdict of nf_hook_slow: 1 continue, 0 stolen/queued, <0 dropped.
+ * A changed packet (NAT) gets a step of its own so before → after shows. */
+static __always_inline void nf_exit(struct sk_buff *skb, __u8 hook, __s32 ret)
+{
+	__u64 key = (__u64)skb;
+	struct pd_track *tr = bpf_map_lookup_elem(&tracks, &key);
+	if (!tr)
+		return;
+	struct pd_step *prev = last_step(tr);
+	if (!prev || prev->point != PD_POINT_NF_HOOK || prev->hook != hook)
+		return;
+	prev->ret = ret;
+	if (ret < 0)
+		return; /* headers may already be gone */
+	struct pd_step st = *prev;
+	if (parse_skb(skb, &st.t) || tuple_equal(&st.t, &prev->t))
+		return;
+	st.ts = bpf_ktime_get_ns();
+	append(tr, &st);
+}
+
+SEC("fentry/nf_hook_slow")
+int BPF_PROG(fentry_nf_hook_slow, struct sk_buff *skb, struct nf_hook_state *state)
+{
+	nf_enter(skb, state, PD_POINT_NF_HOOK, 0, PD_VERDICT_PENDING);
+	return 0;
+}
+
+SEC("fexit/nf_hook_slow")
+int BPF_PROG(fexit_nf_hook_slow, struct sk_buff *skb, struct nf_hook_state *state,
+	     const struct nf_hook_entries *e, unsigned int s, int ret)
+{
+	nf_exit(skb, BPF_CORE_READ(state, hook), ret);
+	return 0;
+}
+
+/* kretprobes see only the return value: remember the arguments. */
+struct kret_args {
+	__u64 skb;
+	__u8 hook;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct kret_args);
+} kret SEC(".maps");
+
+SEC("kprobe/nf_hook_slow")
+int BPF_KPROBE(kprobe_nf_hook_slow, struct sk_buff *skb, struct nf_hook_state *state)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct kret_args a = { .skb = (__u64)skb, .hook = BPF_CORE_READ(state, hook) };
+	nf_enter(skb, state, PD_POINT_NF_HOOK, 0, PD_VERDICT_PENDING);
+	bpf_map_update_elem(&kret, &id, &a, BPF_ANY);
+	return 0;
+}
+
+SEC("kretprobe/nf_hook_slow")
+int BPF_KRETPROBE(kretprobe_nf_hook_slow, int ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct kret_args *a = bpf_map_lookup_elem(&kret, &id);
+	if (!a)
+		return 0;
+	nf_exit((struct sk_buff *)a->skb, a->hook, ret);
+	bpf_map_delete_elem(&kret, &id);
+	return 0;
+}
+
+/* Netfilter links, one program per bracket so each knows its priority:
+ * the last bracket a dropped packet passed names the table that dropped
+ * it. */
+#define NF_LINK_PROG(i)                                                       \
+	SEC("netfilter")                                                      \
+	int on_nf_##i(struct bpf_nf_ctx *ctx) {                               \
+		nf_enter(ctx->skb, ctx->state, PD_POINT_NF_LINK, cfg_nf_prio[i], 0); \
+		return PD_NF_ACCEPT;                                          \
+	}
+NF_LINK_PROG(0)
+NF_LINK_PROG(1)
+NF_LINK_PROG(2)
+NF_LINK_PROG(3)
+NF_LINK_PROG(4)
+NF_LINK_PROG(5)
+NF_LINK_PROG(6)
+NF_LINK_PROG(7)
+
+/* ---- reverse path check (rp_filter): its error, where probeable ---- */
+
+SEC("kprobe/fib_validate_source")
+int BPF_KPROBE(kprobe_fib_validate_source, struct sk_buff *skb)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct kret_args a = { .skb = (__u64)skb };
+	bpf_map_update_elem(&kret, &id, &a, BPF_ANY);
+	return 0;
+}
+
+SEC("kretprobe/fib_validate_source")
+int BPF_KRETPROBE(kretprobe_fib_validate_source, int ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct kret_args *a = bpf_map_lookup_elem(&kret, &id);
+	if (!a)
+		return 0;
+	__u64 skb = a->skb;
+	bpf_map_delete_elem(&kret, &id);
+	if (ret >= 0 || !bpf_map_lookup_elem(&tracks, &skb))
+		return 0;
+	struct pd_step st = { .point = PD_POINT_FIB_VALIDATE, .ret = ret };
+	record((struct sk_buff *)skb, &st, NULL);
+	return 0;
+}

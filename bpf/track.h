@@ -1,0 +1,157 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Following a packet: each skb that matched the filters gets an entry
+ * keyed by its address, holding its last PD_PATH_MAX steps. LRU, so entries
+ * whose free we never see (skbs freed without a tracepoint) age out instead
+ * of leaking. */
+#pragma once
+
+/* A step older than this belongs to an earlier skb at the same address. */
+#define PD_TRACK_STALE_NS (2ULL * 1000 * 1000 * 1000)
+
+struct pd_track {
+	__u64 last_ts;
+	__u32 n; /* steps ever appended; slot = n % PD_PATH_MAX */
+	__u32 _pad;
+	struct pd_step steps[PD_PATH_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u64);
+	__type(value, struct pd_track);
+} tracks SEC(".maps");
+
+/* Zeroed template for new entries (too large for the BPF stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pd_track);
+} track_zero SEC(".maps");
+
+/* The skb this CPU last saw, so route lookups (which have no skb) can be
+ * attached to the packet being routed. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} cur_skb SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PD_CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+static __always_inline void count(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
+	if (v)
+		*v += 1;
+}
+
+static __always_inline bool tuple_equal(const struct pd_tuple *a, const struct pd_tuple *b)
+{
+	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
+#pragma unroll
+	for (int i = 0; i < sizeof(struct pd_tuple) / 8; i++)
+		if (x[i] != y[i])
+			return false;
+	return true;
+}
+
+static __always_inline struct pd_step *last_step(struct pd_track *tr)
+{
+	if (tr->n == 0)
+		return NULL;
+	return &tr->steps[(tr->n - 1) & (PD_PATH_MAX - 1)];
+}
+
+static __always_inline void append(struct pd_track *tr, const struct pd_step *st)
+{
+	__u32 slot = tr->n & (PD_PATH_MAX - 1);
+	tr->steps[slot] = *st;
+	tr->n++;
+	tr->last_ts = st->ts;
+}
+
+/* Returns the packet's entry, creating it when the packet matches the
+ * filters. st->t must already be parsed. */
+static __always_inline struct pd_track *track_get(__u64 key, const struct pd_step *st)
+{
+	struct pd_track *tr = bpf_map_lookup_elem(&tracks, &key);
+	if (tr) {
+		if (st->ts - tr->last_ts < PD_TRACK_STALE_NS)
+			return tr;
+		/* Address reused by a new skb: start over, if it matches. */
+		tr->n = 0;
+		if (!tuple_match(&st->t)) {
+			bpf_map_delete_elem(&tracks, &key);
+			return NULL;
+		}
+		return tr;
+	}
+	if (!tuple_match(&st->t))
+		return NULL;
+	__u32 zero = 0;
+	struct pd_track *tmpl = bpf_map_lookup_elem(&track_zero, &zero);
+	if (!tmpl)
+		return NULL;
+	/* Fails only if another CPU created it first; the lookup settles it. */
+	bpf_map_update_elem(&tracks, &key, tmpl, BPF_NOEXIST);
+	tr = bpf_map_lookup_elem(&tracks, &key);
+	if (!tr)
+		count(PD_CNT_TRACK_FULL);
+	return tr;
+}
+
+static __always_inline void set_cur_skb(__u64 skb)
+{
+	__u32 zero = 0;
+	__u64 *cur = bpf_map_lookup_elem(&cur_skb, &zero);
+	if (cur)
+		*cur = skb;
+}
+
+/* Records one step of a packet's path. The caller fills point and the
+ * point-specific fields; this fills the rest and applies the filters. */
+static __always_inline void record(struct sk_buff *skb, struct pd_step *st, struct net_device *dev)
+{
+	if (!cfg_path)
+		return;
+	__u64 key = (__u64)skb;
+	set_cur_skb(key);
+	if (parse_skb(skb, &st->t))
+		return;
+	st->ts = bpf_ktime_get_ns();
+	struct pd_track *tr = track_get(key, st);
+	if (!tr)
+		return;
+	if (!dev)
+		dev = BPF_CORE_READ(skb, dev);
+	if (dev) {
+		st->ifindex = BPF_CORE_READ(dev, ifindex);
+		if (!st->netns)
+			st->netns = dev_netns(dev);
+	}
+	if (!st->netns)
+		st->netns = skb_netns(skb);
+	st->mark = BPF_CORE_READ(skb, mark);
+	st->ctinfo = skb_ctinfo(skb);
+
+	/* A netfilter hook bracketed by several links is one step: keep the
+	 * highest priority reached, unless the packet changed (NAT). */
+	struct pd_step *prev = last_step(tr);
+	if (prev && st->point == PD_POINT_NF_LINK && prev->point == PD_POINT_NF_LINK &&
+	    prev->hook == st->hook && prev->pf == st->pf && prev->netns == st->netns &&
+	    tuple_equal(&prev->t, &st->t)) {
+		prev->prio = st->prio;
+		prev->ctinfo = st->ctinfo;
+		tr->last_ts = st->ts;
+		return;
+	}
+	append(tr, st);
+}

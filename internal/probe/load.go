@@ -1,0 +1,239 @@
+package probe
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/rlimit"
+
+	"github.com/pktdrop/pktdrop/gen"
+)
+
+// Config says what to load.
+type Config struct {
+	// Constants are BPF `const volatile` settings by name (the filters).
+	Constants map[string]any
+	// Path enables the path probes; without it only drops are seen.
+	Path bool
+	// Trace reports followed packets that were not dropped.
+	Trace bool
+	// RingBufSize is the event ring buffer size in bytes (power of two).
+	RingBufSize uint32
+	// Force restricts a point to one mechanism (tests of fallbacks), as
+	// "kfree_skb=tracepoint".
+	Force map[string]Mechanism
+}
+
+// Status is what became of one probe point.
+type Status struct {
+	Point     string
+	Why       string
+	Mechanism Mechanism // empty when nothing could be attached
+	Failures  []string  // one line per mechanism that was tried and failed
+	Skipped   string    // why the point was not tried at all
+}
+
+// Set is everything pktdrop holds in the kernel: closing it detaches all.
+type Set struct {
+	Events   *ebpf.Map
+	Counters *ebpf.Map
+	Tracks   *ebpf.Map
+	Status   []Status
+
+	spec  *ebpf.CollectionSpec
+	maps  map[string]*ebpf.Map
+	progs []*ebpf.Program
+	links []link.Link
+	nf    *nfState
+}
+
+// Load loads the maps and attaches every probe point it can.
+func Load(cfg Config) (*Set, error) {
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, fmt.Errorf("raise memlock limit: %w", err)
+	}
+	spec, err := gen.LoadPktdrop()
+	if err != nil {
+		return nil, fmt.Errorf("load embedded BPF object: %w", err)
+	}
+	consts := map[string]any{"cfg_path": boolByte(cfg.Path), "cfg_trace": boolByte(cfg.Trace)}
+	prios, err := bracketPriorities()
+	if err != nil {
+		return nil, err
+	}
+	consts["cfg_nf_prio"] = prios
+	for k, v := range cfg.Constants {
+		consts[k] = v
+	}
+	for name, v := range consts {
+		vs, ok := spec.Variables[name]
+		if !ok {
+			return nil, fmt.Errorf("set %s: no such BPF variable", name)
+		}
+		if err := vs.Set(v); err != nil {
+			return nil, fmt.Errorf("set %s: %w", name, err)
+		}
+	}
+	if cfg.RingBufSize != 0 {
+		spec.Maps["events"].MaxEntries = cfg.RingBufSize
+	}
+
+	mapsOnly := &ebpf.CollectionSpec{Maps: spec.Maps, Variables: spec.Variables, Types: spec.Types}
+	coll, err := ebpf.NewCollection(mapsOnly)
+	if err != nil {
+		return nil, fmt.Errorf("create BPF maps: %w", explain(err))
+	}
+	s := &Set{spec: spec, maps: coll.Maps, Events: coll.Maps["events"], Counters: coll.Maps["counters"],
+		Tracks: coll.Maps["tracks"]}
+
+	for _, p := range Points() {
+		st := Status{Point: p.Name, Why: p.Why}
+		if p.Path && !cfg.Path {
+			st.Skipped = "path probes off"
+			s.Status = append(s.Status, st)
+			continue
+		}
+		for _, o := range p.options {
+			if f, ok := cfg.Force[p.Name]; ok && f != o.mech {
+				continue
+			}
+			if err := s.attach(o); err != nil {
+				st.Failures = append(st.Failures, fmt.Sprintf("%s: %s", o.mech, oneLine(err)))
+				continue
+			}
+			st.Mechanism = o.mech
+			break
+		}
+		if st.Mechanism == "" && p.Required {
+			s.Close()
+			return nil, fmt.Errorf("attach %s: no mechanism works on this kernel (%s)", p.Name, strings.Join(st.Failures, "; "))
+		}
+		s.Status = append(s.Status, st)
+	}
+	return s, nil
+}
+
+// attach loads and attaches all programs of an option, or none of them.
+func (s *Set) attach(o option) error {
+	var progs []*ebpf.Program
+	var links []link.Link
+	undo := func() {
+		for _, l := range links {
+			l.Close()
+		}
+		for _, p := range progs {
+			p.Close()
+		}
+	}
+	for _, pr := range o.progs {
+		p, err := s.loadProgram(pr.name)
+		if err != nil {
+			undo()
+			return err
+		}
+		progs = append(progs, p)
+		l, err := attachProgram(o.mech, pr, p)
+		if err != nil {
+			undo()
+			return err
+		}
+		links = append(links, l)
+	}
+	s.progs = append(s.progs, progs...)
+	s.links = append(s.links, links...)
+	return nil
+}
+
+// loadProgram loads one program against the shared maps. Programs are
+// loaded one by one so that one the kernel refuses does not sink the rest.
+func (s *Set) loadProgram(name string) (*ebpf.Program, error) {
+	ps, ok := s.spec.Programs[name]
+	if !ok {
+		return nil, fmt.Errorf("no program %s in BPF object", name)
+	}
+	one := &ebpf.CollectionSpec{Maps: s.spec.Maps, Variables: s.spec.Variables, Types: s.spec.Types,
+		Programs: map[string]*ebpf.ProgramSpec{name: ps}}
+	coll, err := ebpf.NewCollectionWithOptions(one, ebpf.CollectionOptions{MapReplacements: s.maps})
+	if err != nil {
+		return nil, explain(err)
+	}
+	p := coll.DetachProgram(name)
+	coll.Close()
+	return p, nil
+}
+
+func attachProgram(m Mechanism, pr prog, p *ebpf.Program) (link.Link, error) {
+	switch m {
+	case TPBTF, Fentry:
+		return link.AttachTracing(link.TracingOptions{Program: p})
+	case Tracepoint:
+		group, name, _ := strings.Cut(pr.target, "/")
+		return link.Tracepoint(group, name, p, nil)
+	case Kprobe:
+		if pr.ret {
+			return link.Kretprobe(pr.target, p, nil)
+		}
+		return link.Kprobe(pr.target, p, nil)
+	}
+	return nil, fmt.Errorf("unknown mechanism %q", m)
+}
+
+// Has tells whether a point got a mechanism.
+func (s *Set) Has(point string) bool {
+	for _, st := range s.Status {
+		if st.Point == point {
+			return st.Mechanism != ""
+		}
+	}
+	return false
+}
+
+// Close detaches and frees everything. Nothing is pinned, so the kernel
+// also frees it all when the process dies, even by SIGKILL.
+func (s *Set) Close() error {
+	var errs []error
+	if s.nf != nil {
+		errs = append(errs, s.nf.close())
+	}
+	for _, l := range s.links {
+		errs = append(errs, l.Close())
+	}
+	for _, p := range s.progs {
+		errs = append(errs, p.Close())
+	}
+	for _, m := range s.maps {
+		errs = append(errs, m.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func boolByte(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// explain turns the kernel's bare errno into advice where it is usually
+// a missing privilege.
+func explain(err error) error {
+	if errors.Is(err, os.ErrPermission) && os.Geteuid() != 0 {
+		return fmt.Errorf("%w (pktdrop needs root or CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN)", err)
+	}
+	return err
+}
+
+func oneLine(err error) string {
+	s := err.Error()
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > 160 {
+		s = s[:157] + "..."
+	}
+	return s
+}

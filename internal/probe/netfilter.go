@@ -1,0 +1,138 @@
+package probe
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
+
+	"github.com/pktdrop/pktdrop/internal/netns"
+)
+
+// The netfilter link programs bracket the standard tables: program i sits
+// just before table Brackets[i], the last one after all of them. A packet
+// that passed bracket i but not i+1 was dropped by that table (or by a
+// chain registered between the two priorities).
+var bracketTables = []string{"raw", "conntrack", "mangle", "nat", "filter", "security", "nat", ""}
+
+var bracketEnum = []string{"NF_IP_PRI_RAW", "NF_IP_PRI_CONNTRACK", "NF_IP_PRI_MANGLE", "NF_IP_PRI_NAT_DST",
+	"NF_IP_PRI_FILTER", "NF_IP_PRI_SECURITY", "NF_IP_PRI_NAT_SRC"}
+
+// bracketPriorities reads the table priorities from the kernel's BTF
+// (enum nf_ip_hook_priorities) rather than assuming them.
+func bracketPriorities() ([8]int32, error) {
+	var out [8]int32
+	spec, err := btf.LoadKernelSpec()
+	if err != nil {
+		return out, fmt.Errorf("load kernel BTF: %w (pktdrop needs a kernel with CONFIG_DEBUG_INFO_BTF=y, /sys/kernel/btf/vmlinux)", err)
+	}
+	var e *btf.Enum
+	if err := spec.TypeByName("nf_ip_hook_priorities", &e); err != nil {
+		return out, fmt.Errorf("read netfilter priorities from kernel BTF: %w", err)
+	}
+	vals := map[string]int64{}
+	for _, v := range e.Values {
+		vals[v.Name] = int64(v.Value)
+		if e.Signed {
+			vals[v.Name] = int64(int32(v.Value))
+		}
+	}
+	for i, name := range bracketEnum {
+		v, ok := vals[name]
+		if !ok {
+			return out, fmt.Errorf("kernel BTF has no %s", name)
+		}
+		out[i] = int32(v) - 1
+	}
+	out[7] = out[6] + 2
+	return out, nil
+}
+
+// BracketTable names the table that comes after the bracket with
+// priority prio, "" when prio is after all tables.
+func BracketTable(prios [8]int32, prio int32) string {
+	for i, p := range prios {
+		if p == prio {
+			return bracketTables[i]
+		}
+	}
+	return ""
+}
+
+// Priorities returns the bracket priorities in use.
+func Priorities() ([8]int32, error) { return bracketPriorities() }
+
+type nfState struct {
+	progs []*ebpf.Program
+	links []link.Link
+}
+
+func (n *nfState) close() error {
+	var errs []error
+	for _, l := range n.links {
+		errs = append(errs, l.Close())
+	}
+	for _, p := range n.progs {
+		errs = append(errs, p.Close())
+	}
+	return errors.Join(errs...)
+}
+
+var nfFamilies = []link.NetfilterProtocolFamily{unix.NFPROTO_IPV4, unix.NFPROTO_IPV6}
+
+// AttachNetfilter brackets every netfilter hook with links in each network
+// namespace (links belong to the namespace that creates them). Used where
+// nf_hook_slow cannot be probed. Links return ACCEPT and change nothing.
+func (s *Set) AttachNetfilter(nsPaths []string) error {
+	st := Status{Point: "netfilter hooks", Why: "which hook and table a packet reached (no nf_hook_slow)"}
+	defer func() { s.Status = append(s.Status, st) }()
+	if s.nf == nil {
+		s.nf = &nfState{}
+		for i := 0; i < 8; i++ {
+			p, err := s.loadProgram(fmt.Sprintf("on_nf_%d", i))
+			if err != nil {
+				st.Failures = append(st.Failures, fmt.Sprintf("%s: %s", NFLink, oneLine(err)))
+				return fmt.Errorf("load netfilter program: %w", err)
+			}
+			s.nf.progs = append(s.nf.progs, p)
+		}
+	}
+	prios, err := bracketPriorities()
+	if err != nil {
+		return err
+	}
+	var failed []string
+	for _, path := range nsPaths {
+		err := netns.DoPath(path, func() error {
+			for i, p := range s.nf.progs {
+				for _, fam := range nfFamilies {
+					for hook := link.NetfilterInetHook(0); hook < unix.NF_INET_NUMHOOKS; hook++ {
+						l, err := link.AttachNetfilter(link.NetfilterOptions{Program: p, ProtocolFamily: fam,
+							Hook: hook, Priority: prios[i]})
+						if err != nil {
+							return err
+						}
+						s.nf.links = append(s.nf.links, l)
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			failed = append(failed, fmt.Sprintf("%s: %s", path, oneLine(err)))
+		}
+	}
+	if len(failed) == len(nsPaths) && len(nsPaths) > 0 {
+		st.Failures = append(st.Failures, fmt.Sprintf("%s: %s", NFLink, strings.Join(failed, "; ")))
+		return fmt.Errorf("attach netfilter links: %s", strings.Join(failed, "; "))
+	}
+	st.Mechanism = NFLink
+	if len(failed) > 0 {
+		st.Failures = failed
+	}
+	return nil
+}

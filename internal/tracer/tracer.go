@@ -1,0 +1,124 @@
+// Package tracer runs pktdrop's probes: it loads them, reads their events
+// from the ring buffer and hands each decoded event to the caller.
+package tracer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/cilium/ebpf/ringbuf"
+
+	"github.com/pktdrop/pktdrop/gen"
+	"github.com/pktdrop/pktdrop/internal/event"
+	"github.com/pktdrop/pktdrop/internal/probe"
+)
+
+// Options configures a Tracer.
+type Options struct {
+	Probe probe.Config
+	// Netns lists namespaces (nsfs paths) where netfilter links are
+	// attached when nf_hook_slow cannot be probed.
+	Netns []string
+}
+
+// Tracer owns the attached probes and the ring buffer reader.
+type Tracer struct {
+	set *probe.Set
+	rd  *ringbuf.Reader
+}
+
+// Counters are the kernel side's own counts, summed over CPUs.
+type Counters struct {
+	Events     uint64 // events written to the ring buffer
+	Lost       uint64 // events the ring buffer had no room for
+	TrackFull  uint64 // packets that could not be followed
+	DropsMatch uint64 // drops that matched the filters
+}
+
+// Start loads and attaches the probes.
+func Start(o Options) (*Tracer, error) {
+	set, err := probe.Load(o.Probe)
+	if err != nil {
+		return nil, err
+	}
+	if o.Probe.Path && !set.Has("nf_hook_slow") && len(o.Netns) > 0 {
+		// Not fatal: drops are still seen, only the hook attribution is lost.
+		_ = set.AttachNetfilter(o.Netns)
+	}
+	rd, err := ringbuf.NewReader(set.Events)
+	if err != nil {
+		set.Close()
+		return nil, fmt.Errorf("open ring buffer: %w", err)
+	}
+	return &Tracer{set: set, rd: rd}, nil
+}
+
+// Status reports what each probe point got.
+func (t *Tracer) Status() []probe.Status { return t.set.Status }
+
+// Run reads events until ctx ends, calling fn for each. A record that does
+// not decode is passed to bad and skipped, never fatal.
+func (t *Tracer) Run(ctx context.Context, fn func(*event.Event) error, bad func(error)) error {
+	go func() {
+		<-ctx.Done()
+		t.rd.SetDeadline(time.Now())
+	}()
+	var rec ringbuf.Record
+	var ev event.Event
+	for {
+		if err := t.rd.ReadInto(&rec); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, ringbuf.ErrClosed) {
+				if ctx.Err() != nil {
+					return nil
+				}
+				continue
+			}
+			return fmt.Errorf("read ring buffer: %w", err)
+		}
+		if err := event.Decode(rec.RawSample, &ev); err != nil {
+			if bad != nil {
+				bad(err)
+			}
+			continue
+		}
+		if err := fn(&ev); err != nil {
+			return err
+		}
+	}
+}
+
+// Counters sums the per-CPU counters.
+func (t *Tracer) Counters() (Counters, error) {
+	get := func(i gen.PktdropPdCounter) (uint64, error) {
+		var vals []uint64
+		if err := t.set.Counters.Lookup(uint32(i), &vals); err != nil {
+			return 0, fmt.Errorf("read counter %d: %w", i, err)
+		}
+		var sum uint64
+		for _, v := range vals {
+			sum += v
+		}
+		return sum, nil
+	}
+	var c Counters
+	var err error
+	for _, f := range []struct {
+		dst *uint64
+		idx gen.PktdropPdCounter
+	}{{&c.Events, gen.PktdropPdCounterPD_CNT_EVENTS}, {&c.Lost, gen.PktdropPdCounterPD_CNT_LOST},
+		{&c.TrackFull, gen.PktdropPdCounterPD_CNT_TRACK_FULL}, {&c.DropsMatch, gen.PktdropPdCounterPD_CNT_DROPS_SEEN}} {
+		if *f.dst, err = get(f.idx); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}
+
+// Close detaches everything.
+func (t *Tracer) Close() error {
+	return errors.Join(t.rd.Close(), t.set.Close())
+}
+
