@@ -1,7 +1,11 @@
 package testnet
 
 import (
+	"errors"
+	"fmt"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // udpPort has no listener in UDPNoListener's server.
@@ -42,6 +46,38 @@ func udpNoListener(tb testing.TB, v6 bool) *Scenario {
 			Drop: true, Reason: "NO_SOCKET", Location: loc, Cause: CauseNoSocket,
 			Netns: s.Name(), Iface: "sv0", Counter: counter,
 			Src: src, Dst: dst, Proto: "udp", DstPort: udpPort,
+		},
+	}
+}
+
+// tcpPort has no listener in TCPNoListener's server.
+const tcpPort = 31338
+
+// TCPNoListener: a SYN to a closed port is answered with a RST and then
+// dropped by tcp_v4_rcv (NO_SOCKET); the client sees "connection refused".
+func TCPNoListener(tb testing.TB) *Scenario {
+	tb.Helper()
+	n := New(tb)
+	c, s := n.NS("client"), n.NS("server")
+	const dst = "10.231.1.3"
+	n.Link(c, "cl0", clientIP+"/24", s, "sv0", dst+"/24")
+	control(tb, c, dst)
+	return &Scenario{
+		Name: "TCPNoListener", Net: n, Client: c, Server: s,
+		Trigger: func() error {
+			err := c.TCPConnect(dst, tcpPort, 2*time.Second)
+			if err == nil {
+				return fmt.Errorf("tcp connect to %s:%d succeeded; expected no listener", dst, tcpPort)
+			}
+			if !errors.Is(err, syscall.ECONNREFUSED) {
+				return err
+			}
+			return nil
+		},
+		Expect: Expect{
+			Drop: true, Reason: "NO_SOCKET", Location: "tcp_v4_rcv", Cause: CauseNoSocket,
+			Netns: s.Name(), Iface: "sv0", Counter: "TcpOutRsts",
+			Src: clientIP, Dst: dst, Proto: "tcp", DstPort: tcpPort,
 		},
 	}
 }
