@@ -2,6 +2,7 @@ package nftrace
 
 import (
 	"net/netip"
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -137,4 +138,29 @@ func hasStep(d Decision, chain, verdict string) bool {
 		}
 	}
 	return false
+}
+
+// TestRuleTextUnavailable: without nft on PATH the rule handle is still
+// reported, with a note instead of the text.
+func TestRuleTextUnavailable(t *testing.T) {
+	n, l := newLine(t, false)
+	n.run(l.server, "nft", "add table inet fw")
+	n.run(l.server, "nft", "add chain inet fw input { type filter hook input priority 0; policy accept; }")
+	n.run(l.server, "nft", "add rule inet fw input icmp type echo-request drop")
+	ip, err := exec.LookPath("ip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ping, err := exec.LookPath("ping")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", t.TempDir())
+	d := capture(t, "", map[string]string{nsPath(l.server): "server"}, Match{Proto: 1},
+		func() { _ = exec.Command(ip, "netns", "exec", l.client, ping, "-c", "2", "-i", "0.3", "-W", "1", l.serverIP).Run() },
+		isDrop)
+	checkVerdict(t, d, Decision{Verdict: "drop", Kind: "rule", TableFamily: "inet", Table: "fw", Chain: "input", Hook: "input", In: "sv0"})
+	if d.RuleHandle == 0 || d.Rule != "" || !strings.Contains(d.RuleTextNote, "nft not found") {
+		t.Errorf("handle %d rule %q note %q", d.RuleHandle, d.Rule, d.RuleTextNote)
+	}
 }

@@ -36,7 +36,8 @@ type nsState struct {
 }
 
 // Start installs the trace table in every netns of o.Netns and starts
-// decoding. The tables live until Close (or process death).
+// decoding. The tables live until Close (or process death). One Tracer per
+// process and netns: the table name is per process.
 func Start(ctx context.Context, o Options) (*Tracer, error) {
 	return start(ctx, o, nil)
 }
@@ -197,7 +198,10 @@ func (t *Tracer) loop(ctx context.Context, idle time.Duration) {
 	}
 }
 
-// Decisions delivers one Decision per traced packet; it is closed by Close.
+// Decisions delivers one Decision per traced packet and netns (packets
+// that crossed no chain besides pktdrop's own are not reported). The
+// channel is closed by Close; a slow reader backs up event decoding, and
+// the kernel then drops trace events (ENOBUFS) rather than packets.
 func (t *Tracer) Decisions() <-chan Decision { return t.out }
 
 // Close deletes the trace tables and stops tracing. It is safe to call more
