@@ -157,7 +157,9 @@ func TestRuleTextUnavailable(t *testing.T) {
 	}
 	t.Setenv("PATH", t.TempDir())
 	d := capture(t, "", map[string]string{nsPath(l.server): "server"}, Match{Proto: 1},
-		func() { _ = exec.Command(ip, "netns", "exec", l.client, ping, "-c", "2", "-i", "0.3", "-W", "1", l.serverIP).Run() },
+		func() {
+			_ = exec.Command(ip, "netns", "exec", l.client, ping, "-c", "2", "-i", "0.3", "-W", "1", l.serverIP).Run()
+		},
 		isDrop)
 	checkVerdict(t, d, Decision{Verdict: "drop", Kind: "rule", TableFamily: "inet", Table: "fw", Chain: "input", Hook: "input", In: "sv0"})
 	if d.RuleHandle == 0 || d.Rule != "" || !strings.Contains(d.RuleTextNote, "nft not found") {
