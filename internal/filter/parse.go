@@ -290,3 +290,6 @@ func lookupReason(flag, name string, rt *reasons.Table) (reason, error) {
 	}
 	return reason{canon, v}, nil
 }
+
+// Netns is the --netns filter's inode, 0 when unset.
+func (f *Filter) Netns() uint32 { return f.netns }

@@ -102,7 +102,7 @@ func Load(cfg Config) (*Set, error) {
 				continue
 			}
 			if err := s.attach(o); err != nil {
-				st.Failures = append(st.Failures, fmt.Sprintf("%s: %s", o.mech, oneLine(err)))
+				st.Failures = append(st.Failures, fmt.Sprintf("%s: %s", o.mech, classify(o.mech, err)))
 				continue
 			}
 			st.Mechanism = o.mech
@@ -225,6 +225,26 @@ func explain(err error) error {
 		return fmt.Errorf("%w (pktdrop needs root or CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN)", err)
 	}
 	return err
+}
+
+// classify says in a few words why the kernel refused a mechanism; the
+// raw errors (tracefs paths, verifier logs) mean little to a user.
+func classify(m Mechanism, err error) string {
+	msg := err.Error()
+	switch {
+	case m == Kprobe && (errors.Is(err, os.ErrNotExist) || errors.Is(err, ebpf.ErrNotSupported)):
+		if strings.Contains(msg, "kprobe_events") || errors.Is(err, ebpf.ErrNotSupported) {
+			return "kernel has no kprobes (built without CONFIG_KPROBES)"
+		}
+		return "function not found (inlined or renamed in this kernel)"
+	case m == Fentry && errors.Is(err, os.ErrPermission):
+		return "kernel refuses fentry/fexit programs (EPERM; lockdown or no BPF trampoline)"
+	case errors.Is(err, ebpf.ErrNotSupported):
+		return "not supported by this kernel"
+	case strings.Contains(msg, "verifier") || strings.Contains(msg, "load program"):
+		return "kernel rejected the program: " + oneLine(err)
+	}
+	return oneLine(err)
 }
 
 func oneLine(err error) string {

@@ -121,4 +121,3 @@ func (t *Tracer) Counters() (Counters, error) {
 func (t *Tracer) Close() error {
 	return errors.Join(t.rd.Close(), t.set.Close())
 }
-

@@ -1,0 +1,103 @@
+// Package kenum names small kernel enums (netfilter hooks and families,
+// conntrack states) from the running kernel's BTF, so no enum value is
+// compiled into pktdrop.
+package kenum
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/cilium/ebpf/btf"
+)
+
+// Names maps values of the enums pktdrop shows to readable names.
+type Names struct {
+	Hook   map[uint8]string // NF_INET_* → "PREROUTING", ...
+	Family map[uint8]string // NFPROTO_* → "ipv4", ...
+	// CtInfo maps ip_conntrack_info values; Reply holds values of the
+	// reply direction.
+	CtInfo map[uint8]string
+	Reply  map[uint8]bool
+}
+
+var hookNames = map[string]string{
+	"NF_INET_PRE_ROUTING": "PREROUTING", "NF_INET_LOCAL_IN": "INPUT", "NF_INET_FORWARD": "FORWARD",
+	"NF_INET_LOCAL_OUT": "OUTPUT", "NF_INET_POST_ROUTING": "POSTROUTING",
+}
+
+var familyNames = map[string]string{
+	"NFPROTO_IPV4": "ipv4", "NFPROTO_IPV6": "ipv6", "NFPROTO_BRIDGE": "bridge", "NFPROTO_ARP": "arp",
+	"NFPROTO_INET": "inet", "NFPROTO_NETDEV": "netdev",
+}
+
+var ctNames = map[string]string{
+	"IP_CT_ESTABLISHED": "established", "IP_CT_RELATED": "related", "IP_CT_NEW": "new",
+	"IP_CT_ESTABLISHED_REPLY": "established reply", "IP_CT_RELATED_REPLY": "related reply",
+	"IP_CT_UNTRACKED": "untracked",
+}
+
+// Load reads the enums from the kernel's BTF.
+func Load() (*Names, error) {
+	spec, err := btf.LoadKernelSpec()
+	if err != nil {
+		return nil, fmt.Errorf("load kernel BTF: %w", err)
+	}
+	return FromSpec(spec)
+}
+
+// FromSpec reads the enums from spec.
+func FromSpec(spec *btf.Spec) (*Names, error) {
+	n := &Names{Hook: map[uint8]string{}, Family: map[uint8]string{}, CtInfo: map[uint8]string{}, Reply: map[uint8]bool{}}
+	err := eachValue(spec, "NF_INET_PRE_ROUTING", func(name string, v uint64) {
+		if h, ok := hookNames[name]; ok {
+			n.Hook[uint8(v)] = h
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := eachValue(spec, "NFPROTO_IPV4", func(name string, v uint64) {
+		if f, ok := familyNames[name]; ok {
+			n.Family[uint8(v)] = f
+		}
+	}); err != nil {
+		return nil, err
+	}
+	// Conntrack may be absent from BTF on minimal kernels: not fatal.
+	_ = eachValue(spec, "IP_CT_ESTABLISHED", func(name string, v uint64) {
+		if c, ok := ctNames[name]; ok {
+			n.CtInfo[uint8(v)] = c
+			n.Reply[uint8(v)] = strings.HasSuffix(name, "_REPLY")
+		}
+	})
+	return n, nil
+}
+
+// eachValue finds the enum that has a value named member (these enums are
+// anonymous in some kernels, so they are found by a member, not a name).
+func eachValue(spec *btf.Spec, member string, fn func(string, uint64)) error {
+	for typ, err := range spec.All() {
+		if err != nil {
+			return fmt.Errorf("read kernel BTF: %w", err)
+		}
+		e, ok := typ.(*btf.Enum)
+		if !ok {
+			continue
+		}
+		found := false
+		for _, v := range e.Values {
+			if v.Name == member {
+				found = true
+				break
+			}
+		}
+		if !found {
+			continue
+		}
+		for _, v := range e.Values {
+			fn(v.Name, v.Value)
+		}
+		return nil
+	}
+	return fmt.Errorf("kernel BTF has no enum with %s", member)
+}

@@ -1,0 +1,179 @@
+// Package output writes reports as text or JSON Lines, and the summary
+// table printed at the end.
+package output
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/pktdrop/pktdrop/internal/report"
+)
+
+// Formats lists the valid --output values.
+var Formats = []string{"text", "json"}
+
+// Writer writes reports in one format and counts them for the summary.
+type Writer struct {
+	w       io.Writer
+	json    bool
+	enc     *json.Encoder
+	summary *Summary
+}
+
+// New returns a Writer for format ("text" or "json").
+func New(w io.Writer, format string) (*Writer, error) {
+	o := &Writer{w: w, summary: NewSummary()}
+	switch format {
+	case "text", "":
+	case "json":
+		o.json = true
+		o.enc = json.NewEncoder(w)
+		o.enc.SetEscapeHTML(false)
+	default:
+		return nil, fmt.Errorf("invalid --output %q: want %s", format, strings.Join(Formats, " or "))
+	}
+	return o, nil
+}
+
+// Write writes one report.
+func (o *Writer) Write(r *report.Report) error {
+	o.summary.Add(r)
+	if o.json {
+		return o.enc.Encode(r)
+	}
+	_, err := io.WriteString(o.w, Text(r))
+	return err
+}
+
+// Summary returns the counts so far.
+func (o *Writer) Summary() *Summary { return o.summary }
+
+// Text renders one report as a block of lines.
+func Text(r *report.Report) string {
+	var b strings.Builder
+	verb := "DROP"
+	if r.Kind == "trace" {
+		verb = "TRACE"
+	}
+	fmt.Fprintf(&b, "%s %s %s\n", r.Time.Format("15:04:05.000000"), verb, Packet(r))
+	at := []string{}
+	if r.NetnsName != "" {
+		at = append(at, "netns "+r.NetnsName)
+	}
+	if r.Iface != "" {
+		at = append(at, "dev "+r.Iface)
+	}
+	if r.Hook != "" {
+		h := "hook " + r.Hook
+		if r.Table != "" {
+			h += " table " + r.Table
+		}
+		at = append(at, h)
+	}
+	if r.Location != "" {
+		at = append(at, r.Location)
+	}
+	line(&b, "at", strings.Join(at, ", "))
+	line(&b, "reason", r.Reason)
+	if r.Chain != "" {
+		rule := r.Rule
+		if r.Verdict == "policy" {
+			rule = "policy of chain " + r.Chain
+		}
+		line(&b, "rule", fmt.Sprintf("table %s chain %s: %s", r.Table, r.Chain, rule))
+	}
+	if r.Cause != "" {
+		line(&b, "cause", r.Cause+": "+r.Explanation)
+	}
+	line(&b, "fix", r.Hint)
+	if p := Path(r); p != "" {
+		line(&b, "path", p)
+	}
+	for _, n := range r.NAT {
+		by := n.By
+		if n.Rule != "" {
+			by += " " + n.Rule
+		}
+		line(&b, "nat", fmt.Sprintf("%s in %s: %s → %s (%s)", n.Hook, n.NetnsName, n.Before, n.After, by))
+	}
+	return b.String()
+}
+
+func line(b *strings.Builder, label, s string) {
+	if s != "" {
+		fmt.Fprintf(b, "  %-7s%s\n", label, s)
+	}
+}
+
+// Packet renders the packet as "icmp 10.0.0.1 > 10.0.0.2 echo-request id 7 seq 1".
+func Packet(r *report.Report) string {
+	if r.Family == "" {
+		return fmt.Sprintf("non-IP packet, %d bytes", r.Len)
+	}
+	s := fmt.Sprintf("%s %s > %s", r.Proto, report.Tuple(r.Src, r.Sport), report.Tuple(r.Dst, r.Dport))
+	switch r.Proto {
+	case "icmp", "icmp6":
+		s += " " + ICMPName(r.Proto, r.ICMPType, r.ICMPCode)
+		if r.ICMPID != 0 || r.ICMPSeq != 0 {
+			s += fmt.Sprintf(" id %d seq %d", r.ICMPID, r.ICMPSeq)
+		}
+	case "tcp":
+		if r.TCPFlags != "" {
+			s += " [" + r.TCPFlags + "]"
+		}
+	}
+	return s + fmt.Sprintf(" len %d", r.Len)
+}
+
+// Path renders the path on one line: "router: eth0 receive → PREROUTING → ...".
+func Path(r *report.Report) string {
+	var parts []string
+	ns := ""
+	for _, s := range r.Path {
+		p := ""
+		if s.NetnsName != ns && s.NetnsName != "" {
+			p = "[" + s.NetnsName + "] "
+			ns = s.NetnsName
+		}
+		p += s.Where
+		if s.Iface != "" && s.Where != "route" {
+			p += "@" + s.Iface
+		}
+		if s.Detail != "" {
+			p += " (" + s.Detail + ")"
+		}
+		parts = append(parts, p)
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	if r.StepsLost > 0 {
+		parts = append([]string{fmt.Sprintf("…%d earlier steps", r.StepsLost)}, parts...)
+	}
+	end := " → ✗ dropped"
+	if r.Kind == "trace" {
+		end = " → delivered"
+	}
+	return strings.Join(parts, " → ") + end
+}
+
+var icmp4 = map[uint8]string{0: "echo-reply", 3: "dest-unreachable", 5: "redirect", 8: "echo-request", 11: "time-exceeded", 12: "parameter-problem"}
+var icmp6 = map[uint8]string{1: "dest-unreachable", 2: "packet-too-big", 3: "time-exceeded", 4: "parameter-problem",
+	128: "echo-request", 129: "echo-reply", 133: "router-solicit", 134: "router-advert", 135: "neighbor-solicit", 136: "neighbor-advert"}
+
+// ICMPName names an ICMP or ICMPv6 type.
+func ICMPName(proto string, typ, code uint8) string {
+	m := icmp4
+	if proto == "icmp6" {
+		m = icmp6
+	}
+	if n, ok := m[typ]; ok {
+		if code != 0 {
+			return fmt.Sprintf("%s code %d", n, code)
+		}
+		return n
+	}
+	return fmt.Sprintf("type %d code %d", typ, code)
+}

@@ -1,0 +1,195 @@
+package report
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pktdrop/pktdrop/internal/event"
+	"github.com/pktdrop/pktdrop/internal/kenum"
+)
+
+// Names turns the kernel's numbers into names. Each func may be nil.
+type Names struct {
+	Reason     func(uint32) string
+	Symbol     func(uint64) string
+	Netns      func(uint32) string
+	Device     func(netns, ifindex uint32) string
+	Enums      *kenum.Names
+	Table      func(prio int32) string // netfilter bracket priority → next table ("" = past all)
+	HasReasons bool
+}
+
+// Builder makes Reports from events.
+type Builder struct {
+	Names Names
+	// Boot is the wall-clock time of CLOCK_MONOTONIC zero.
+	Boot time.Time
+}
+
+// Build makes the Report of one event, without a cause (see package cause).
+func (b *Builder) Build(ev *event.Event) *Report {
+	n := b.Names
+	r := &Report{
+		Time:      b.Boot.Add(time.Duration(ev.Mono)),
+		Kind:      "drop",
+		Netns:     ev.Netns,
+		Iface:     ev.Ifname,
+		Ifindex:   ev.Ifindex,
+		Len:       ev.Len,
+		Mark:      ev.Mark,
+		Path:      []Step{},
+		NAT:       []NAT{},
+		StepsLost: int(ev.StepsLost),
+	}
+	if ev.Kind == event.KindTrace {
+		r.Kind = "trace"
+	}
+	if ev.Kind == event.KindDrop && n.Reason != nil && n.HasReasons {
+		r.Reason = n.Reason(ev.Reason)
+	}
+	if ev.Location != 0 && n.Symbol != nil {
+		r.Location = n.Symbol(ev.Location)
+	}
+	r.NetnsName = b.netns(ev.Netns)
+	if r.Iface == "" && ev.Ifindex != 0 && n.Device != nil {
+		r.Iface = n.Device(ev.Netns, ev.Ifindex)
+	}
+	t := ev.Tuple
+	r.Family, r.Proto = Family(t.Family), Proto(t.Proto, t.Family)
+	r.Src, r.Dst, r.Sport, r.Dport = addr(t.Src), addr(t.Dst), t.Sport, t.Dport
+	if isICMP(t.Proto) {
+		r.ICMPType, r.ICMPCode, r.ICMPID, r.ICMPSeq = t.ICMPType, t.ICMPCode, t.ICMPID, t.ICMPSeq
+	}
+	if t.Proto == 6 {
+		r.TCPFlags = TCPFlags(t.TCPFlags)
+	}
+	b.path(ev, r)
+	return r
+}
+
+func (b *Builder) netns(inode uint32) string {
+	if b.Names.Netns == nil || inode == 0 {
+		return ""
+	}
+	return b.Names.Netns(inode)
+}
+
+func (b *Builder) device(netns, ifindex uint32) string {
+	if ifindex == 0 || b.Names.Device == nil {
+		return ""
+	}
+	return b.Names.Device(netns, ifindex)
+}
+
+// path renders the steps and finds the translations between them.
+func (b *Builder) path(ev *event.Event, r *Report) {
+	var prev *event.Step
+	for i := range ev.Path {
+		s := &ev.Path[i]
+		st := Step{Where: b.where(s), Netns: s.Netns, NetnsName: b.netns(s.Netns), Iface: b.device(s.Netns, s.Ifindex),
+			Src: addr(s.Tuple.Src), Dst: addr(s.Tuple.Dst), Sport: s.Tuple.Sport, Dport: s.Tuple.Dport, Detail: b.detail(s)}
+		r.Path = append(r.Path, st)
+		if s.Point == event.PointFIBLookup || s.Point == event.PointFIBValidate {
+			continue // their tuple is a lookup key, not the packet
+		}
+		if prev != nil && translated(prev.Tuple, s.Tuple) {
+			r.NAT = append(r.NAT, NAT{Hook: st.Where, NetnsName: st.NetnsName,
+				Before: Tuple(addr(prev.Tuple.Src), prev.Tuple.Sport) + " > " + Tuple(addr(prev.Tuple.Dst), prev.Tuple.Dport),
+				After:  Tuple(st.Src, st.Sport) + " > " + Tuple(st.Dst, st.Dport),
+				By:     b.natBy(s.CtInfo)})
+		}
+		prev = s
+	}
+}
+
+// A rule translates only the first packet of a connection; conntrack
+// applies the same translation to every later packet and to replies.
+func (b *Builder) natBy(ctinfo uint8) string {
+	if ctinfo == 0 || b.Names.Enums == nil {
+		return "rule"
+	}
+	if b.Names.Enums.CtInfo[ctinfo-1] == "new" {
+		return "rule"
+	}
+	return "conntrack (" + b.Names.Enums.CtInfo[ctinfo-1] + ")"
+}
+
+func translated(a, b event.Tuple) bool {
+	if a.Family == 0 || b.Family == 0 || a.Family != b.Family {
+		return false
+	}
+	return a.Src != b.Src || a.Dst != b.Dst || a.Sport != b.Sport || a.Dport != b.Dport
+}
+
+func (b *Builder) where(s *event.Step) string {
+	switch s.Point {
+	case event.PointNFHook, event.PointNFLink:
+		if b.Names.Enums != nil {
+			if h, ok := b.Names.Enums.Hook[s.Hook]; ok {
+				return h
+			}
+		}
+		return "hook " + strconv.Itoa(int(s.Hook))
+	}
+	return s.Point.String()
+}
+
+func (b *Builder) detail(s *event.Step) string {
+	switch s.Point {
+	case event.PointNFLink:
+		if b.Names.Table == nil {
+			return ""
+		}
+		if t := b.Names.Table(s.Prio); t != "" {
+			return "reached table " + t
+		}
+		return "accepted"
+	case event.PointNFHook:
+		switch {
+		case s.Ret == event.VerdictPending:
+			return "no verdict seen"
+		case s.Ret == 1:
+			return "accepted"
+		case s.Ret == 0:
+			return "stolen or queued"
+		default:
+			return "dropped"
+		}
+	case event.PointFIBLookup:
+		tbl := TableName(uint32(s.Prio))
+		if s.Ret != 0 {
+			return fmt.Sprintf("table %s: no route (%s)", tbl, Errno(s.Ret))
+		}
+		if dev := b.device(s.Netns, s.Aux); dev != "" {
+			return fmt.Sprintf("table %s: via %s", tbl, dev)
+		}
+		return "table " + tbl
+	case event.PointFIBValidate:
+		return "reverse path check failed (" + Errno(s.Ret) + ")"
+	}
+	return ""
+}
+
+func addr(a interface {
+	IsValid() bool
+	String() string
+}) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
+
+// TCPFlags renders the flags byte as "SYN,ACK".
+func TCPFlags(f uint8) string {
+	names := []string{"FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR"}
+	var out []string
+	for i, n := range names {
+		if f&(1<<i) != 0 {
+			out = append(out, n)
+		}
+	}
+	return strings.Join(out, ",")
+}

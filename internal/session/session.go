@@ -1,0 +1,227 @@
+// Package session runs `pktdrop watch` and `pktdrop trace`: it wires the
+// probes, the enrichment and the output together for one invocation.
+package session
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/pktdrop/pktdrop/internal/cause"
+	"github.com/pktdrop/pktdrop/internal/event"
+	"github.com/pktdrop/pktdrop/internal/filter"
+	"github.com/pktdrop/pktdrop/internal/kenum"
+	"github.com/pktdrop/pktdrop/internal/ksym"
+	"github.com/pktdrop/pktdrop/internal/netns"
+	"github.com/pktdrop/pktdrop/internal/output"
+	"github.com/pktdrop/pktdrop/internal/probe"
+	"github.com/pktdrop/pktdrop/internal/reasons"
+	"github.com/pktdrop/pktdrop/internal/report"
+	"github.com/pktdrop/pktdrop/internal/tracer"
+)
+
+// Options is everything `watch` and `trace` take.
+type Options struct {
+	Filter      filter.Options
+	Output      string
+	Count       int
+	Duration    time.Duration
+	ReadyFile   string
+	RingBufSize uint32
+	NoPath      bool
+	Trace       bool // report followed packets that were not dropped too
+	Force       map[string]probe.Mechanism
+}
+
+// maxNetns bounds how many namespaces get netfilter links.
+const maxNetns = 256
+
+// Run traces until ctx ends, Count reports were written or Duration passed.
+func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
+	out, err := output.New(stdout, o.Output)
+	if err != nil {
+		return &filter.UsageError{Flag: "output", Value: o.Output, Msg: "want text or json"}
+	}
+	if o.RingBufSize != 0 && (o.RingBufSize&(o.RingBufSize-1) != 0 || o.RingBufSize < 4096) {
+		return &filter.UsageError{Flag: "ringbuf-size", Value: fmt.Sprint(o.RingBufSize), Msg: "want a power of two of at least 4096 bytes"}
+	}
+	if err := preflight(); err != nil {
+		return err
+	}
+	rt, err := reasons.Load()
+	if err != nil {
+		return fmt.Errorf("read drop reasons: %w", err)
+	}
+	f, err := filter.Parse(o.Filter, rt, netns.ParseSpec)
+	if err != nil {
+		return err
+	}
+	e, err := newEnricher(rt)
+	if err != nil {
+		return err
+	}
+	tr, err := tracer.Start(tracer.Options{
+		Probe: probe.Config{Constants: f.Constants(), Path: !o.NoPath, Trace: o.Trace, RingBufSize: o.RingBufSize, Force: o.Force},
+		Netns: e.namespaces(f),
+	})
+	if err != nil {
+		return err
+	}
+	defer tr.Close()
+	if w := missing(tr.Status()); w != "" {
+		fmt.Fprintln(stderr, "pktdrop: "+w)
+	}
+	if o.ReadyFile != "" {
+		if err := os.WriteFile(o.ReadyFile, []byte(fmt.Sprintf("%d\n", os.Getpid())), 0o644); err != nil {
+			return fmt.Errorf("write ready file: %w", err)
+		}
+	}
+	what := "drops"
+	if o.Trace {
+		what = "drops and delivered packets"
+	}
+	fmt.Fprintf(stderr, "pktdrop: watching %s of %s (Ctrl-C to stop)\n", what, f)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if o.Duration > 0 {
+		ctx, cancel = context.WithTimeout(ctx, o.Duration)
+		defer cancel()
+	}
+	var undecodable atomic.Uint64
+	go reportLost(ctx, tr, &undecodable, stderr)
+	n := 0
+	err = tr.Run(ctx, func(ev *event.Event) error {
+		r := e.build(ev)
+		if err := out.Write(r); err != nil {
+			return fmt.Errorf("write output: %w", err)
+		}
+		n++
+		if o.Count > 0 && n >= o.Count {
+			cancel()
+		}
+		return nil
+	}, func(err error) {
+		undecodable.Add(1)
+		fmt.Fprintf(stderr, "pktdrop: skipped an event: %v\n", err)
+	})
+	c, cerr := tr.Counters()
+	sumTo := stdout
+	if o.Output == "json" {
+		sumTo = stderr // keep stdout valid JSON Lines
+	}
+	if werr := out.Summary().Write(sumTo, output.Lost{Ringbuf: c.Lost, Decode: undecodable.Load()}); werr != nil && err == nil {
+		err = werr
+	}
+	if err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// reportLost says, at most once a second, how many events the ring buffer
+// had no room for.
+func reportLost(ctx context.Context, tr *tracer.Tracer, undecodable *atomic.Uint64, stderr io.Writer) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	var last uint64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		c, err := tr.Counters()
+		if err != nil {
+			continue
+		}
+		if c.Lost > last {
+			fmt.Fprintf(stderr, "pktdrop: %d events lost in the last second (ring buffer full: raise --ringbuf-size or narrow the filters); %d lost in all\n",
+				c.Lost-last, c.Lost)
+			last = c.Lost
+		}
+	}
+}
+
+// missing is the one-line warning about probe points left uncovered.
+func missing(st []probe.Status) string {
+	var none, fallback []string
+	for _, s := range st {
+		switch {
+		case s.Skipped != "":
+		case s.Mechanism == "":
+			none = append(none, s.Point)
+		case s.Mechanism == probe.NFLink:
+			fallback = append(fallback, s.Point+" (via netfilter links)")
+		}
+	}
+	if len(none) == 0 {
+		return ""
+	}
+	msg := "this kernel does not allow probing " + strings.Join(none, ", ")
+	if len(fallback) > 0 {
+		msg += "; using " + strings.Join(fallback, ", ")
+	}
+	return msg + "; paths will lack those steps (`pktdrop probes` says why)"
+}
+
+// enricher turns events into reports with names and causes.
+type enricher struct {
+	b   report.Builder
+	res *netns.Resolver
+}
+
+func newEnricher(rt *reasons.Table) (*enricher, error) {
+	syms, err := ksym.Load("/proc/kallsyms")
+	if err != nil {
+		return nil, fmt.Errorf("read kernel symbols: %w", err)
+	}
+	enums, err := kenum.Load()
+	if err != nil {
+		return nil, err
+	}
+	prios, err := probe.Priorities()
+	if err != nil {
+		return nil, err
+	}
+	res := netns.NewResolver()
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return nil, fmt.Errorf("read monotonic clock: %w", err)
+	}
+	boot := time.Now().Add(-time.Duration(ts.Nano()))
+	return &enricher{res: res, b: report.Builder{Boot: boot, Names: report.Names{
+		Reason: rt.Name, HasReasons: rt.Available(), Symbol: syms.Format, Netns: res.Name, Device: res.DeviceName,
+		Enums: enums, Table: func(p int32) string { return probe.BracketTable(prios, p) },
+	}}}, nil
+}
+
+func (e *enricher) build(ev *event.Event) *report.Report {
+	r := e.b.Build(ev)
+	cause.Infer(r, e.res)
+	return r
+}
+
+// namespaces lists where netfilter links go: the filtered netns, or all
+// that can be found (bounded).
+func (e *enricher) namespaces(f *filter.Filter) []string {
+	var paths []string
+	for _, in := range e.res.All() {
+		if f.Netns() != 0 && in.Inode != f.Netns() {
+			continue
+		}
+		if in.Path != "" {
+			paths = append(paths, in.Path)
+		}
+		if len(paths) == maxNetns {
+			break
+		}
+	}
+	return paths
+}
