@@ -8,6 +8,7 @@ set -uo pipefail
 manifest=$1
 
 echo "VMTEST-BOOTED $(uname -r)"
+echo "vmtest: clocksources: $(cat /sys/devices/system/clocksource/clocksource0/available_clocksource)"
 
 # virtme mounts only the basics; BPF pinning, kprobe_events and tracepoints
 # need these file systems.
