@@ -77,6 +77,8 @@ func addSessionFlags(fs *pflag.FlagSet, o *session.Options, force *[]string) {
 	fs.DurationVar(&o.Duration, "duration", 0, "stop after this long (e.g. 30s)")
 	fs.StringVar(&o.ReadyFile, "ready-file", "", "write this file once every probe is attached")
 	fs.Uint32Var(&o.RingBufSize, "ringbuf-size", 8<<20, "event ring buffer size in bytes (power of two)")
+	fs.BoolVar(&o.Rules, "rules", false, "name the nftables/iptables-nft rule or chain policy that dropped or translated "+
+		"the packet (installs a temporary nftables trace table, removed on exit even after SIGKILL)")
 	fs.BoolVar(&o.NoPath, "no-path", false, "do not follow packets through the stack (drops only, cheapest)")
 	fs.StringSliceVar(force, "probe-mechanism", nil, "force a probe point to one mechanism, as point=mechanism (for testing fallbacks)")
 	_ = fs.MarkHidden("probe-mechanism")

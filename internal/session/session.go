@@ -23,6 +23,7 @@ import (
 	"github.com/pktdrop/pktdrop/internal/probe"
 	"github.com/pktdrop/pktdrop/internal/reasons"
 	"github.com/pktdrop/pktdrop/internal/report"
+	"github.com/pktdrop/pktdrop/internal/rules"
 	"github.com/pktdrop/pktdrop/internal/tracer"
 )
 
@@ -36,6 +37,7 @@ type Options struct {
 	RingBufSize uint32
 	NoPath      bool
 	Trace       bool // report followed packets that were not dropped too
+	Rules       bool // name the nf_tables rule via nftrace (installs a temporary table)
 	Force       map[string]probe.Mechanism
 }
 
@@ -94,11 +96,20 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 		ctx, cancel = context.WithTimeout(ctx, o.Duration)
 		defer cancel()
 	}
+	var attr *rules.Attributor
+	if o.Rules {
+		if attr, err = rules.Start(ctx, e.namespaces(f), f.Packet()); err != nil {
+			return err
+		}
+		defer attr.Close()
+	}
 	var undecodable atomic.Uint64
 	go reportLost(ctx, tr, &undecodable, stderr)
 	n := 0
-	err = tr.Run(ctx, func(ev *event.Event) error {
-		r := e.build(ev)
+	emit := func(r *report.Report) error {
+		if o.Count > 0 && n >= o.Count {
+			return nil // already stopping
+		}
 		if err := out.Write(r); err != nil {
 			return fmt.Errorf("write output: %w", err)
 		}
@@ -107,10 +118,16 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 			cancel()
 		}
 		return nil
-	}, func(err error) {
+	}
+	bad := func(err error) {
 		undecodable.Add(1)
 		fmt.Fprintf(stderr, "pktdrop: skipped an event: %v\n", err)
-	})
+	}
+	if attr == nil {
+		err = tr.Run(ctx, func(ev *event.Event) error { return emit(e.build(ev)) }, bad)
+	} else {
+		err = runWithRules(ctx, tr, e, attr, emit, bad)
+	}
 	c, cerr := tr.Counters()
 	sumTo := stdout
 	if o.Output == "json" {
@@ -121,6 +138,37 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	}
 	if err == nil {
 		err = cerr
+	}
+	return err
+}
+
+// runWithRules passes reports through a queue so that each one can wait
+// for its rule decision without holding up the ring buffer reader; the
+// queue keeps the kernel's order.
+func runWithRules(ctx context.Context, tr *tracer.Tracer, e *enricher, attr *rules.Attributor,
+	emit func(*report.Report) error, bad func(error)) error {
+	pending := make(chan *report.Report, 4096)
+	errc := make(chan error, 1)
+	go func() {
+		var werr error
+		for r := range pending {
+			if werr != nil {
+				continue
+			}
+			if rules.Needs(r) && attr.Attach(r, time.Now().Add(rules.Wait)) {
+				cause.Infer(r, e.res)
+			}
+			werr = emit(r)
+		}
+		errc <- werr
+	}()
+	err := tr.Run(ctx, func(ev *event.Event) error {
+		pending <- e.build(ev)
+		return nil
+	}, bad)
+	close(pending)
+	if werr := <-errc; err == nil {
+		err = werr
 	}
 	return err
 }

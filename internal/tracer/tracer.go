@@ -24,6 +24,9 @@ type Options struct {
 	Netns []string
 }
 
+// pollInterval bounds how long Run takes to notice that ctx ended.
+const pollInterval = 100 * time.Millisecond
+
 // Tracer owns the attached probes and the ring buffer reader.
 type Tracer struct {
 	set *probe.Set
@@ -62,19 +65,21 @@ func (t *Tracer) Status() []probe.Status { return t.set.Status }
 // Run reads events until ctx ends, calling fn for each. A record that does
 // not decode is passed to bad and skipped, never fatal.
 func (t *Tracer) Run(ctx context.Context, fn func(*event.Event) error, bad func(error)) error {
-	go func() {
-		<-ctx.Done()
-		t.rd.SetDeadline(time.Now())
-	}()
 	var rec ringbuf.Record
 	var ev event.Event
 	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		// ReadInto holds the reader's lock while it waits, so a deadline
+		// cannot be set from outside to wake it: wake up regularly instead.
+		t.rd.SetDeadline(time.Now().Add(pollInterval))
 		if err := t.rd.ReadInto(&rec); err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, ringbuf.ErrClosed) {
-				if ctx.Err() != nil {
-					return nil
-				}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
 				continue
+			}
+			if errors.Is(err, ringbuf.ErrClosed) {
+				return nil
 			}
 			return fmt.Errorf("read ring buffer: %w", err)
 		}

@@ -1,0 +1,51 @@
+# pktdrop. Privileged targets (run, test, bench, vmtest) need root.
+GO        ?= go
+ARGS      ?= --proto icmp
+FUZZTIME  ?= 5s
+VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X github.com/pktdrop/pktdrop/internal/cli.Version=$(VERSION)
+
+.PHONY: build run generate check-generate test unit fuzz bench soak vmtest deps clean
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o pktdrop ./cmd/pktdrop
+
+# The README's first command: build, then watch (Ctrl-C to stop).
+run: build
+	./pktdrop watch $(ARGS)
+
+deps:
+	.ci/deps
+
+# Regenerates gen/ from bpf/ (needs clang, llvm-strip; `GEN=1 .ci/deps`).
+generate:
+	cd gen && $(GO) generate ./...
+
+# CI: the committed gen/ must be what bpf/ compiles to.
+check-generate: generate
+	@git diff --exit-code --stat -- gen/ || { echo "gen/ is stale: run 'make generate' and commit"; exit 1; }
+
+# The README's test command: unit, golden, fuzz and privileged tests on
+# this kernel. Privileged tests fail (not skip) when CI=true.
+test: deps
+	$(GO) vet ./...
+	$(GO) test -count=1 -p 1 ./...
+	$(MAKE) fuzz
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./internal/event
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./internal/filter
+	$(GO) test -run '^$$' -fuzz FuzzJSON -fuzztime $(FUZZTIME) ./internal/output
+
+bench: deps build
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/event ./internal/output
+	$(GO) run ./internal/bench/cmd -pktdrop ./pktdrop
+
+soak: deps build
+	$(GO) run ./internal/bench/cmd -pktdrop ./pktdrop -soak 10m
+
+vmtest:
+	./vmtest.sh
+
+clean:
+	rm -f pktdrop

@@ -1,0 +1,192 @@
+// Package rules attaches to pktdrop's reports the nf_tables rule, or chain
+// policy, that dropped or translated the packet, from the kernel's nftrace
+// (see internal/nftrace). Decisions arrive on their own schedule, so a
+// report waits a short, bounded time for its decision.
+package rules
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pktdrop/pktdrop/internal/filter"
+	"github.com/pktdrop/pktdrop/internal/nftrace"
+	"github.com/pktdrop/pktdrop/internal/report"
+)
+
+// Wait is how long a report waits for its decision: nftrace groups a
+// packet's events and flushes accepted packets after 200 ms of silence.
+const Wait = 400 * time.Millisecond
+
+// keep is how long an unclaimed decision is remembered.
+const keep = 5 * time.Second
+
+// Attributor correlates nftrace decisions with reports.
+type Attributor struct {
+	tr *nftrace.Tracer
+
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced whenever a decision arrives
+	byKey   map[string][]entry
+	done    chan struct{}
+}
+
+type entry struct {
+	d  *nftrace.Decision
+	at time.Time
+}
+
+// Start installs the trace tables in the namespaces and begins collecting.
+func Start(ctx context.Context, nsPaths []string, p filter.Packet) (*Attributor, error) {
+	tr, err := nftrace.Start(ctx, nftrace.Options{Netns: nsPaths, Match: nftrace.Match{Family: p.Family, Proto: p.Proto,
+		Src: p.Src, Dst: p.Dst, Host: p.Host, Sport: p.Sport, Dport: p.Dport, Port: p.Port}})
+	if err != nil {
+		return nil, fmt.Errorf("start rule tracing (--rules): %w", err)
+	}
+	a := &Attributor{tr: tr, changed: make(chan struct{}), byKey: map[string][]entry{}, done: make(chan struct{})}
+	go a.collect()
+	return a, nil
+}
+
+func (a *Attributor) collect() {
+	defer close(a.done)
+	for d := range a.tr.Decisions() {
+		d := d
+		now := time.Now()
+		a.mu.Lock()
+		keys := []string{key(d.NetnsInode, d.Tuple)}
+		for _, n := range d.NAT {
+			if n.After != nil {
+				keys = append(keys, key(d.NetnsInode, *n.After))
+			}
+		}
+		for _, k := range keys {
+			a.byKey[k] = append(prune(a.byKey[k], now), entry{d: &d, at: now})
+		}
+		close(a.changed)
+		a.changed = make(chan struct{})
+		a.mu.Unlock()
+	}
+}
+
+func prune(es []entry, now time.Time) []entry {
+	out := es[:0]
+	for _, e := range es {
+		if now.Sub(e.at) < keep {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// Needs tells whether a report can gain from a decision.
+func Needs(r *report.Report) bool {
+	return (r.Kind == "drop" && r.Cause == "netfilter") || len(r.NAT) > 0
+}
+
+// Attach waits until deadline for the decisions about r and fills in the
+// rule, chain, table and verdict kind, and the rules behind translations.
+// It reports whether anything was found.
+func (a *Attributor) Attach(r *report.Report, deadline time.Time) bool {
+	for {
+		a.mu.Lock()
+		found := a.apply(r)
+		ch := a.changed
+		a.mu.Unlock()
+		if found {
+			return true
+		}
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			return false
+		}
+		select {
+		case <-ch:
+		case <-time.After(wait):
+		case <-a.done:
+			return false
+		}
+	}
+}
+
+// apply looks for r's decisions under every tuple r had on its path.
+func (a *Attributor) apply(r *report.Report) bool {
+	tuples := map[string]bool{}
+	add := func(netns uint32, src, dst string, sport, dport uint16) {
+		tuples[keyStrings(netns, r.Proto, src, dst, sport, dport, r.ICMPID, r.ICMPSeq)] = true
+	}
+	add(r.Netns, r.Src, r.Dst, r.Sport, r.Dport)
+	for _, s := range r.Path {
+		if s.Where != "route" && s.Where != "rp_check" {
+			add(s.Netns, s.Src, s.Dst, s.Sport, s.Dport)
+		}
+	}
+	found := false
+	for k := range tuples {
+		for _, e := range a.byKey[k] {
+			found = fill(r, e.d) || found
+		}
+	}
+	return found
+}
+
+// fill copies what d says into r; true when it settled what r waits for.
+func fill(r *report.Report, d *nftrace.Decision) bool {
+	settled := false
+	if r.Kind == "drop" && d.NetnsInode == r.Netns && (d.Verdict == "drop" || d.Verdict == "reject") {
+		r.Table, r.Chain, r.Verdict, r.RuleHandle = d.Table, d.Chain, d.Kind, d.RuleHandle
+		r.Hook = strings.ToUpper(hookName(d.Hook))
+		r.Rule = d.IptablesRule
+		if r.Rule == "" {
+			r.Rule = d.Rule
+		}
+		settled = true
+	}
+	for _, n := range d.NAT {
+		for i := range r.NAT {
+			if r.NAT[i].Hook == strings.ToUpper(hookName(n.Hook)) && r.NAT[i].Rule == "" {
+				r.NAT[i].Rule = n.IptablesRule
+				if r.NAT[i].Rule == "" {
+					r.NAT[i].Rule = n.Rule
+				}
+				r.NAT[i].By = "rule in " + n.Table + "/" + n.Chain
+				settled = true
+			}
+		}
+	}
+	return settled
+}
+
+// hookName maps nftables' hook names to the iptables ones pktdrop uses.
+func hookName(h string) string {
+	switch h {
+	case "prerouting":
+		return "PREROUTING"
+	case "input":
+		return "INPUT"
+	case "forward":
+		return "FORWARD"
+	case "output":
+		return "OUTPUT"
+	case "postrouting":
+		return "POSTROUTING"
+	}
+	return h
+}
+
+func key(netns uint32, t nftrace.Tuple) string {
+	proto := report.Proto(t.Proto, map[string]uint8{"ip": 4, "ip6": 6}[t.Family])
+	return keyStrings(netns, proto, t.Src.String(), t.Dst.String(), t.Sport, t.Dport, t.ICMPID, t.ICMPSeq)
+}
+
+func keyStrings(netns uint32, proto, src, dst string, sport, dport, id, seq uint16) string {
+	if proto == "icmp" || proto == "icmp6" {
+		sport, dport = id, seq
+	}
+	return fmt.Sprintf("%d|%s|%s|%s|%d|%d", netns, proto, src, dst, sport, dport)
+}
+
+// Close removes the trace tables.
+func (a *Attributor) Close() error { return a.tr.Close() }
