@@ -119,7 +119,9 @@ func Encode(ev *Event) []byte {
 	var r gen.PktdropPdEvent
 	r.Kind, r.Ts, r.Skb, r.Location, r.Reason = uint8(ev.Kind), ev.Mono, ev.Skb, ev.Location, ev.Reason
 	r.Netns, r.Ifindex, r.Mark, r.Len, r.Cpu, r.Ctinfo = ev.Netns, ev.Ifindex, ev.Mark, ev.Len, ev.CPU, ev.CtInfo
-	for i := 0; i < len(ev.Ifname) && i < len(r.Ifname)-1; i++ {
+	// All 16 bytes, like Decode reads them: a name without a terminator
+	// must come back whole (the kernel always sends one, fuzzing does not).
+	for i := 0; i < len(ev.Ifname) && i < len(r.Ifname); i++ {
 		r.Ifname[i] = int8(ev.Ifname[i])
 	}
 	r.T = rawTuple(ev.Tuple)
