@@ -95,8 +95,13 @@ static __always_inline void on_free(struct sk_buff *skb, __u64 location, __u32 r
 	ev->ctinfo = skb_ctinfo(skb);
 	ev->nsteps = 0;
 	ev->steps_lost = 0;
-	if (tr)
+	__builtin_memset(ev->nf_table, 0, sizeof(ev->nf_table));
+	__builtin_memset(ev->nf_chain, 0, sizeof(ev->nf_chain));
+	if (tr) {
+		__builtin_memcpy(ev->nf_table, tr->nf_table, sizeof(ev->nf_table));
+		__builtin_memcpy(ev->nf_chain, tr->nf_chain, sizeof(ev->nf_chain));
 		copy_path(ev, tr);
+	}
 	if (kind == PD_KIND_DROP)
 		count(PD_CNT_DROPS_SEEN);
 	send(ev);

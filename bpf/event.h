@@ -5,6 +5,7 @@
 
 #define PD_PATH_MAX 16
 #define PD_IFNAMSIZ 16
+#define PD_NFNAMSIZ 32
 
 enum pd_kind {
 	PD_KIND_DROP = 1,  /* kfree_skb with a real drop reason */
@@ -84,6 +85,10 @@ struct pd_event {
 	__u8 steps_lost;/* older steps overwritten because path was full */
 	__u8 ctinfo;
 	char ifname[PD_IFNAMSIZ];
+	/* Table and base chain whose hook function returned NF_DROP, where
+	 * nft_do_chain / ipt_do_table can be probed (fexit). */
+	char nf_table[PD_NFNAMSIZ];
+	char nf_chain[PD_NFNAMSIZ];
 	struct pd_tuple t;
 	struct pd_step path[PD_PATH_MAX]; /* only nsteps entries are sent */
 };

@@ -301,6 +301,56 @@ NF_LINK_PROG(5)
 NF_LINK_PROG(6)
 NF_LINK_PROG(7)
 
+/* Which table dropped it: the hook functions of nf_tables and of
+ * iptables-legacy return NF_DROP (0 in the low byte) for a drop. */
+#define PD_NF_DROP 0
+#define PD_NF_VERDICT_MASK 0xff
+
+static __always_inline void note_nf_drop(struct sk_buff *skb, const char *table, const char *chain)
+{
+	__u64 key = (__u64)skb;
+	struct pd_track *tr = bpf_map_lookup_elem(&tracks, &key);
+	if (!tr)
+		return;
+	bpf_probe_read_kernel_str(tr->nf_table, sizeof(tr->nf_table), table);
+	tr->nf_chain[0] = 0;
+	if (chain)
+		bpf_probe_read_kernel_str(tr->nf_chain, sizeof(tr->nf_chain), chain);
+}
+
+SEC("fexit/nft_do_chain")
+int BPF_PROG(fexit_nft_do_chain, struct nft_pktinfo *pkt, void *priv, unsigned int ret)
+{
+	if ((ret & PD_NF_VERDICT_MASK) != PD_NF_DROP)
+		return 0;
+	struct nft_chain *chain = priv;
+	note_nf_drop(BPF_CORE_READ(pkt, skb), BPF_CORE_READ(chain, table, name), BPF_CORE_READ(chain, name));
+	return 0;
+}
+
+/* ipt_do_table(priv = struct xt_table *, skb, state) since 5.16; before,
+ * ipt_do_table(skb, state, table). Userspace loads the one matching the
+ * kernel's BTF. */
+SEC("fexit/ipt_do_table")
+int BPF_PROG(fexit_ipt_do_table, void *priv, struct sk_buff *skb, const struct nf_hook_state *state, unsigned int ret)
+{
+	if ((ret & PD_NF_VERDICT_MASK) != PD_NF_DROP)
+		return 0;
+	struct xt_table *table = priv;
+	note_nf_drop(skb, table->name, NULL);
+	return 0;
+}
+
+SEC("fexit/ipt_do_table")
+int BPF_PROG(fexit_ipt_do_table_old, struct sk_buff *skb, const struct nf_hook_state *state,
+	     struct xt_table *table, unsigned int ret)
+{
+	if ((ret & PD_NF_VERDICT_MASK) != PD_NF_DROP)
+		return 0;
+	note_nf_drop(skb, table->name, NULL);
+	return 0;
+}
+
 /* ---- reverse path check (rp_filter): its error, where probeable ---- */
 
 SEC("kprobe/fib_validate_source")

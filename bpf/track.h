@@ -12,6 +12,8 @@ struct pd_track {
 	__u64 last_ts;
 	__u32 n; /* steps ever appended; slot = n % PD_PATH_MAX */
 	__u32 _pad;
+	char nf_table[PD_NFNAMSIZ];
+	char nf_chain[PD_NFNAMSIZ];
 	struct pd_step steps[PD_PATH_MAX];
 };
 
@@ -88,6 +90,8 @@ static __always_inline struct pd_track *track_get(__u64 key, const struct pd_ste
 			return tr;
 		/* Address reused by a new skb: start over, if it matches. */
 		tr->n = 0;
+		tr->nf_table[0] = 0;
+		tr->nf_chain[0] = 0;
 		if (!tuple_match(&st->t)) {
 			bpf_map_delete_elem(&tracks, &key);
 			return NULL;

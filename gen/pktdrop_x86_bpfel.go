@@ -46,6 +46,8 @@ type PktdropPdEvent struct {
 	StepsLost uint8
 	Ctinfo    uint8
 	Ifname    [16]int8
+	NfTable   [32]int8
+	NfChain   [32]int8
 	T         PktdropPdTuple
 	_         [4]byte
 	Path      [16]PktdropPdStep
@@ -94,11 +96,13 @@ type PktdropPdStep struct {
 }
 
 type PktdropPdTrack struct {
-	_      structs.HostLayout
-	LastTs uint64
-	N      uint32
-	Pad    uint32
-	Steps  [16]PktdropPdStep
+	_       structs.HostLayout
+	LastTs  uint64
+	N       uint32
+	Pad     uint32
+	NfTable [32]int8
+	NfChain [32]int8
+	Steps   [16]PktdropPdStep
 }
 
 type PktdropPdTuple struct {
@@ -136,7 +140,10 @@ const (
 	PktdropProgFentryIpRcv                = "fentry_ip_rcv"
 	PktdropProgFentryIpv6Rcv              = "fentry_ipv6_rcv"
 	PktdropProgFentryNfHookSlow           = "fentry_nf_hook_slow"
+	PktdropProgFexitIptDoTable            = "fexit_ipt_do_table"
+	PktdropProgFexitIptDoTableOld         = "fexit_ipt_do_table_old"
 	PktdropProgFexitNfHookSlow            = "fexit_nf_hook_slow"
+	PktdropProgFexitNftDoChain            = "fexit_nft_do_chain"
 	PktdropProgKprobeFibValidateSource    = "kprobe_fib_validate_source"
 	PktdropProgKprobeIp6Forward           = "kprobe_ip6_forward"
 	PktdropProgKprobeIp6Output            = "kprobe_ip6_output"
@@ -246,7 +253,10 @@ type PktdropProgramSpecs struct {
 	FentryIpRcv                *ebpf.ProgramSpec `ebpf:"fentry_ip_rcv"`
 	FentryIpv6Rcv              *ebpf.ProgramSpec `ebpf:"fentry_ipv6_rcv"`
 	FentryNfHookSlow           *ebpf.ProgramSpec `ebpf:"fentry_nf_hook_slow"`
+	FexitIptDoTable            *ebpf.ProgramSpec `ebpf:"fexit_ipt_do_table"`
+	FexitIptDoTableOld         *ebpf.ProgramSpec `ebpf:"fexit_ipt_do_table_old"`
 	FexitNfHookSlow            *ebpf.ProgramSpec `ebpf:"fexit_nf_hook_slow"`
+	FexitNftDoChain            *ebpf.ProgramSpec `ebpf:"fexit_nft_do_chain"`
 	KprobeFibValidateSource    *ebpf.ProgramSpec `ebpf:"kprobe_fib_validate_source"`
 	KprobeIp6Forward           *ebpf.ProgramSpec `ebpf:"kprobe_ip6_forward"`
 	KprobeIp6Output            *ebpf.ProgramSpec `ebpf:"kprobe_ip6_output"`
@@ -413,7 +423,10 @@ type PktdropPrograms struct {
 	FentryIpRcv                *ebpf.Program `ebpf:"fentry_ip_rcv"`
 	FentryIpv6Rcv              *ebpf.Program `ebpf:"fentry_ipv6_rcv"`
 	FentryNfHookSlow           *ebpf.Program `ebpf:"fentry_nf_hook_slow"`
+	FexitIptDoTable            *ebpf.Program `ebpf:"fexit_ipt_do_table"`
+	FexitIptDoTableOld         *ebpf.Program `ebpf:"fexit_ipt_do_table_old"`
 	FexitNfHookSlow            *ebpf.Program `ebpf:"fexit_nf_hook_slow"`
+	FexitNftDoChain            *ebpf.Program `ebpf:"fexit_nft_do_chain"`
 	KprobeFibValidateSource    *ebpf.Program `ebpf:"kprobe_fib_validate_source"`
 	KprobeIp6Forward           *ebpf.Program `ebpf:"kprobe_ip6_forward"`
 	KprobeIp6Output            *ebpf.Program `ebpf:"kprobe_ip6_output"`
@@ -454,7 +467,10 @@ func (p *PktdropPrograms) Close() error {
 		p.FentryIpRcv,
 		p.FentryIpv6Rcv,
 		p.FentryNfHookSlow,
+		p.FexitIptDoTable,
+		p.FexitIptDoTableOld,
 		p.FexitNfHookSlow,
+		p.FexitNftDoChain,
 		p.KprobeFibValidateSource,
 		p.KprobeIp6Forward,
 		p.KprobeIp6Output,

@@ -60,6 +60,8 @@ type Event struct {
 	Netns     uint32
 	Ifindex   uint32
 	Ifname    string
+	NFTable   string // table whose hook function dropped it (fexit probes)
+	NFChain   string // its base chain, for nf_tables
 	Mark      uint32
 	Len       uint32
 	CPU       uint32
@@ -100,6 +102,8 @@ func Decode(raw []byte, ev *Event) error {
 		Netns:     r.Netns,
 		Ifindex:   r.Ifindex,
 		Ifname:    cString(r.Ifname[:]),
+		NFTable:   cString(r.NfTable[:]),
+		NFChain:   cString(r.NfChain[:]),
 		Mark:      r.Mark,
 		Len:       r.Len,
 		CPU:       r.Cpu,
@@ -124,6 +128,8 @@ func Encode(ev *Event) []byte {
 	for i := 0; i < len(ev.Ifname) && i < len(r.Ifname); i++ {
 		r.Ifname[i] = int8(ev.Ifname[i])
 	}
+	putString(r.NfTable[:], ev.NFTable)
+	putString(r.NfChain[:], ev.NFChain)
 	r.T = rawTuple(ev.Tuple)
 	r.StepsLost = ev.StepsLost
 	n := min(len(ev.Path), maxSteps)
@@ -178,6 +184,12 @@ func rawTuple(t Tuple) gen.PktdropPdTuple {
 		r.Daddr = d
 	}
 	return r
+}
+
+func putString(dst []int8, s string) {
+	for i := 0; i < len(s) && i < len(dst); i++ {
+		dst[i] = int8(s[i])
+	}
 }
 
 func cString(b []int8) string {

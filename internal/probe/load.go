@@ -101,6 +101,12 @@ func Load(cfg Config) (*Set, error) {
 			if f, ok := cfg.Force[p.Name]; ok && f != o.mech {
 				continue
 			}
+			if o.fits != nil {
+				if ok, why := o.fits(); !ok {
+					st.Failures = append(st.Failures, fmt.Sprintf("%s: %s", o.mech, why))
+					continue
+				}
+			}
 			if err := s.attach(o); err != nil {
 				st.Failures = append(st.Failures, fmt.Sprintf("%s: %s", o.mech, classify(o.mech, err)))
 				continue

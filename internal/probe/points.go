@@ -19,6 +19,9 @@ const (
 type option struct {
 	mech  Mechanism
 	progs []prog
+	// fits, when set, says whether the programs match this kernel's
+	// function signature (and if not, why).
+	fits func() (bool, string)
 }
 
 type prog struct {
@@ -77,6 +80,15 @@ func Points() []Point {
 				{name: "fexit_nf_hook_slow", target: "nf_hook_slow", ret: true}}},
 			{mech: Kprobe, progs: []prog{{name: "kprobe_nf_hook_slow", target: "nf_hook_slow"},
 				{name: "kretprobe_nf_hook_slow", target: "nf_hook_slow", ret: true}}},
+		}},
+		{Name: "nft_do_chain", Why: "the nf_tables table and base chain that dropped a packet", Path: true, options: []option{
+			{mech: Fentry, progs: []prog{{name: "fexit_nft_do_chain", target: "nft_do_chain", ret: true}}},
+		}},
+		{Name: "ipt_do_table", Why: "the iptables-legacy table that dropped a packet", Path: true, options: []option{
+			{mech: Fentry, progs: []prog{{name: "fexit_ipt_do_table", target: "ipt_do_table", ret: true}},
+				fits: firstParam("ipt_do_table", "priv")},
+			{mech: Fentry, progs: []prog{{name: "fexit_ipt_do_table_old", target: "ipt_do_table", ret: true}},
+				fits: firstParam("ipt_do_table", "skb")},
 		}},
 		{Name: "fib_table_lookup", Why: "route lookups and their result", Path: true, options: []option{
 			btfTP("tpb_fib_table_lookup", "fib_table_lookup"),

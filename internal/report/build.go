@@ -65,6 +65,9 @@ func (b *Builder) Build(ev *event.Event) *Report {
 	if t.Proto == 6 {
 		r.TCPFlags = TCPFlags(t.TCPFlags)
 	}
+	// Probed where the table's hook function returned NF_DROP: exact,
+	// so it wins over the table guessed from the path.
+	r.Table, r.Chain = ev.NFTable, ev.NFChain
 	b.path(ev, r)
 	return r
 }
