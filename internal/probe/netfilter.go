@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
@@ -67,11 +68,17 @@ func BracketTable(prios [8]int32, prio int32) string {
 func Priorities() ([8]int32, error) { return bracketPriorities() }
 
 type nfState struct {
-	progs []*ebpf.Program
-	links []link.Link
+	mu       sync.Mutex
+	progs    []*ebpf.Program
+	links    []link.Link
+	attached map[uint64]bool // netns inodes that have links
+	closed   bool
 }
 
 func (n *nfState) close() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.closed = true
 	var errs []error
 	for _, l := range n.links {
 		errs = append(errs, l.Close())
@@ -88,27 +95,40 @@ var nfFamilies = []link.NetfilterProtocolFamily{unix.NFPROTO_IPV4, unix.NFPROTO_
 // namespace (links belong to the namespace that creates them). Used where
 // nf_hook_slow cannot be probed. Links return ACCEPT and change nothing.
 func (s *Set) AttachNetfilter(nsPaths []string) error {
+	first := s.nf == nil
 	st := Status{Point: "netfilter hooks", Why: "which hook and table a packet reached (no nf_hook_slow)"}
-	defer func() { s.Status = append(s.Status, st) }()
-	if s.nf == nil {
-		s.nf = &nfState{}
+	if first {
+		defer func() { s.Status = append(s.Status, st) }()
+		s.nf = &nfState{attached: map[uint64]bool{}}
 		for i := 0; i < 8; i++ {
 			p, err := s.loadProgram(fmt.Sprintf("on_nf_%d", i))
 			if err != nil {
-				st.Failures = append(st.Failures, fmt.Sprintf("%s: %s", NFLink, oneLine(err)))
+				st.Failures = append(st.Failures, fmt.Sprintf("%s: %s", NFLink, classify(NFLink, err)))
 				return fmt.Errorf("load netfilter program: %w", err)
 			}
 			s.nf.progs = append(s.nf.progs, p)
 		}
+	}
+	n := s.nf
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed || len(n.progs) < 8 {
+		return nil
 	}
 	prios, err := bracketPriorities()
 	if err != nil {
 		return err
 	}
 	var failed []string
+	tried := 0
 	for _, path := range nsPaths {
+		var sb unix.Stat_t
+		if err := unix.Stat(path, &sb); err != nil || n.attached[sb.Ino] {
+			continue // gone already, or done
+		}
+		tried++
 		err := netns.DoPath(path, func() error {
-			for i, p := range s.nf.progs {
+			for i, p := range n.progs {
 				for _, fam := range nfFamilies {
 					for hook := link.NetfilterInetHook(0); hook < unix.NF_INET_NUMHOOKS; hook++ {
 						l, err := link.AttachNetfilter(link.NetfilterOptions{Program: p, ProtocolFamily: fam,
@@ -116,7 +136,7 @@ func (s *Set) AttachNetfilter(nsPaths []string) error {
 						if err != nil {
 							return err
 						}
-						s.nf.links = append(s.nf.links, l)
+						n.links = append(n.links, l)
 					}
 				}
 			}
@@ -124,15 +144,20 @@ func (s *Set) AttachNetfilter(nsPaths []string) error {
 		})
 		if err != nil {
 			failed = append(failed, fmt.Sprintf("%s: %s", path, oneLine(err)))
+			continue
 		}
+		n.attached[sb.Ino] = true
 	}
-	if len(failed) == len(nsPaths) && len(nsPaths) > 0 {
+	if first && tried > 0 && len(failed) == tried {
 		st.Failures = append(st.Failures, fmt.Sprintf("%s: %s", NFLink, strings.Join(failed, "; ")))
 		return fmt.Errorf("attach netfilter links: %s", strings.Join(failed, "; "))
 	}
-	st.Mechanism = NFLink
-	if len(failed) > 0 {
+	if first {
+		st.Mechanism = NFLink
 		st.Failures = failed
 	}
 	return nil
 }
+
+// NetfilterLinks tells whether netfilter links are in use.
+func (s *Set) NetfilterLinks() bool { return s.nf != nil && len(s.nf.attached) > 0 }

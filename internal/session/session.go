@@ -105,6 +105,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	}
 	var undecodable atomic.Uint64
 	go reportLost(ctx, tr, &undecodable, stderr)
+	go e.followNetns(ctx, tr, f)
 	n := 0
 	emit := func(r *report.Report) error {
 		if o.Count > 0 && n >= o.Count {
@@ -254,6 +255,21 @@ func (e *enricher) build(ev *event.Event) *report.Report {
 	r := e.b.Build(ev)
 	cause.Infer(r, e.res)
 	return r
+}
+
+// followNetns gives namespaces created after start their netfilter links.
+func (e *enricher) followNetns(ctx context.Context, tr *tracer.Tracer, f *filter.Filter) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		e.res.Refresh()
+		_ = tr.AddNetns(e.namespaces(f))
+	}
 }
 
 // namespaces lists where netfilter links go: the filtered netns, or all

@@ -59,6 +59,15 @@ func Start(o Options) (*Tracer, error) {
 	return &Tracer{set: set, rd: rd}, nil
 }
 
+// AddNetns brackets the netfilter hooks of namespaces that appeared since
+// Start (pods come and go), when netfilter links are what pktdrop uses.
+func (t *Tracer) AddNetns(paths []string) error {
+	if !t.set.NetfilterLinks() {
+		return nil
+	}
+	return t.set.AttachNetfilter(paths)
+}
+
 // Status reports what each probe point got.
 func (t *Tracer) Status() []probe.Status { return t.set.Status }
 
