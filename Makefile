@@ -39,10 +39,10 @@ fuzz:
 
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/event ./internal/output
-	$(GO) run ./internal/bench/cmd -pktdrop ./pktdrop
+	$(GO) run ./cmd/pktdrop-bench -pktdrop ./pktdrop
 
 soak: deps build
-	$(GO) run ./internal/bench/cmd -pktdrop ./pktdrop -soak 10m
+	$(GO) run ./cmd/pktdrop-bench -pktdrop ./pktdrop -soak 10m
 
 vmtest:
 	./vmtest.sh

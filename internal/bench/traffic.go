@@ -1,0 +1,238 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Sink is a TCP server in namespace B that reads and counts everything.
+type Sink struct {
+	ln    net.Listener
+	bytes atomic.Uint64
+	wg    sync.WaitGroup
+}
+
+// NewSink listens on addrB:tcpPort in ns.
+func NewSink(ns string) (*Sink, error) {
+	s := &Sink{}
+	err := In(ns, func() error {
+		var err error
+		s.ln, err = net.Listen("tcp4", net.JoinHostPort(addrB, strconv.Itoa(tcpPort)))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listen in %s: %w", ns, err)
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			c, err := s.ln.Accept()
+			if err != nil {
+				return
+			}
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				defer c.Close()
+				buf := make([]byte, 256<<10)
+				for {
+					n, err := c.Read(buf)
+					s.bytes.Add(uint64(n))
+					if err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return s, nil
+}
+
+// Close stops the server.
+func (s *Sink) Close() {
+	_ = s.ln.Close()
+}
+
+// TCPFlow sends one TCP stream from namespace ns to the sink for warm+d and
+// returns the receiver's throughput over the last d, in bytes per second.
+// The warm-up keeps slow start and connection setup out of the figure.
+func TCPFlow(ctx context.Context, ns string, s *Sink, warm, d time.Duration) (float64, error) {
+	var c net.Conn
+	err := In(ns, func() error {
+		var err error
+		c, err = net.DialTimeout("tcp4", net.JoinHostPort(addrB, strconv.Itoa(tcpPort)), 5*time.Second)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("connect from %s: %w", ns, err)
+	}
+	var stop atomic.Bool
+	done := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 128<<10)
+		for !stop.Load() {
+			if _, err := c.Write(buf); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	sleep := func(d time.Duration) error {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-done:
+			if err == nil {
+				err = io.ErrUnexpectedEOF
+			}
+			return fmt.Errorf("tcp flow: %w", err)
+		case <-time.After(d):
+			return nil
+		}
+	}
+	var rate float64
+	if err = sleep(warm); err == nil {
+		b0, t0 := s.bytes.Load(), time.Now()
+		if err = sleep(d); err == nil {
+			b1, t1 := s.bytes.Load(), time.Now()
+			rate = float64(b1-b0) / t1.Sub(t0).Seconds()
+		}
+	}
+	stop.Store(true)
+	_ = c.Close()
+	if werr := <-done; err == nil && werr != nil && !errors.Is(werr, net.ErrClosed) {
+		err = werr
+	}
+	return rate, err
+}
+
+// Storm sends small UDP datagrams from namespace A to B's storm port, which
+// B's nftables table drops, with sendmmsg in batches.
+type Storm struct {
+	fds []int
+}
+
+// stormBatch is the number of datagrams per sendmmsg call.
+const stormBatch = 64
+
+// NewStorm opens n sender sockets in ns.
+func NewStorm(ns string, n int) (*Storm, error) {
+	s := &Storm{}
+	err := In(ns, func() error {
+		for i := 0; i < n; i++ {
+			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				return err
+			}
+			s.fds = append(s.fds, fd)
+			dst := &unix.SockaddrInet4{Port: stormPort, Addr: [4]byte(net.ParseIP(addrB).To4())}
+			if err := unix.Connect(fd, dst); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("storm socket in %s: %w", ns, err)
+	}
+	return s, nil
+}
+
+// Close closes the sockets.
+func (s *Storm) Close() {
+	for _, fd := range s.fds {
+		_ = unix.Close(fd)
+	}
+	s.fds = nil
+}
+
+// StormResult is what the senders did.
+type StormResult struct {
+	Sent    uint64        // datagrams the kernel accepted
+	Elapsed time.Duration // from first to last send
+}
+
+// Run sends for d, at rate datagrams per second in all when rate > 0, else
+// as fast as the senders go. Pacing tops the count up to rate×elapsed
+// every ~100µs, so the offered load is smooth at millisecond scale.
+func (s *Storm) Run(ctx context.Context, rate float64, d time.Duration) StormResult {
+	var sent atomic.Uint64
+	var wg sync.WaitGroup
+	start := time.Now()
+	end := start.Add(d)
+	per := rate / float64(len(s.fds))
+	for _, fd := range s.fds {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m := newMmsg(stormBatch)
+			var mine uint64
+			for ctx.Err() == nil {
+				now := time.Now()
+				if !now.Before(end) {
+					return
+				}
+				n := stormBatch
+				if per > 0 {
+					due := int64(per*now.Sub(start).Seconds()) - int64(mine)
+					if due <= 0 {
+						time.Sleep(100 * time.Microsecond)
+						continue
+					}
+					n = int(min(due, stormBatch))
+				}
+				k := m.send(fd, n)
+				mine += uint64(k)
+				sent.Add(uint64(k))
+			}
+		}()
+	}
+	wg.Wait()
+	return StormResult{Sent: sent.Load(), Elapsed: time.Since(start)}
+}
+
+// mmsg is a reusable sendmmsg vector of identical 32-byte datagrams.
+type mmsg struct {
+	hdrs []unix.Mmsghdr
+	iovs []unix.Iovec
+	buf  []byte
+}
+
+func newMmsg(n int) *mmsg {
+	m := &mmsg{hdrs: make([]unix.Mmsghdr, n), iovs: make([]unix.Iovec, n), buf: make([]byte, 32)}
+	copy(m.buf, "pktdrop-bench storm datagram...")
+	for i := range m.hdrs {
+		m.iovs[i].Base = &m.buf[0]
+		m.iovs[i].SetLen(len(m.buf))
+		m.hdrs[i].Hdr.Iov = &m.iovs[i]
+		m.hdrs[i].Hdr.SetIovlen(1)
+	}
+	return m
+}
+
+// send returns how many datagrams went out; errors such as ENOBUFS under
+// pressure count as zero sent, and the caller simply tries again.
+func (m *mmsg) send(fd, n int) int {
+	r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(fd), uintptr(unsafe.Pointer(&m.hdrs[0])), uintptr(n),
+		unix.MSG_DONTWAIT, 0, 0)
+	if errno != 0 {
+		if errno == unix.EAGAIN || errno == unix.ENOBUFS {
+			time.Sleep(50 * time.Microsecond)
+		}
+		return 0
+	}
+	return int(r)
+}
