@@ -50,8 +50,16 @@ func netfilter(r *report.Report, _ System) {
 	case r.Verdict == "rule":
 		r.Hint = "remove or change that rule, or add an ACCEPT before it"
 	default:
-		r.Hint = "list the " + orAny(r.Hook) + " rules of table " + orAny(r.Table) + " (`nft list ruleset` or `" + tool +
-			"-save`) and allow this traffic" + rulesHint(r)
+		// Name only what is known: "<dev>" is a placeholder for a device,
+		// not for an unknown hook or table.
+		rules := "rules"
+		if r.Hook != "" {
+			rules = r.Hook + " rules"
+		}
+		if r.Table != "" {
+			rules += " of table " + r.Table
+		}
+		r.Hint = "list the " + rules + " (`nft list ruleset` or `" + tool + "-save`) and allow this traffic" + rulesHint(r)
 	}
 }
 

@@ -97,7 +97,7 @@ func (b *Builder) path(ev *event.Event, r *Report) {
 		if s.Point == event.PointFIBLookup || s.Point == event.PointFIBValidate {
 			continue // their tuple is a lookup key, not the packet
 		}
-		if prev != nil && translated(prev.Tuple, s.Tuple) {
+		if prev != nil && sameHook(prev, s) && translated(prev.Tuple, s.Tuple) {
 			r.NAT = append(r.NAT, NAT{Hook: st.Where, NetnsName: st.NetnsName,
 				Before: Tuple(addr(prev.Tuple.Src), prev.Tuple.Sport) + " > " + Tuple(addr(prev.Tuple.Dst), prev.Tuple.Dport),
 				After:  Tuple(st.Src, st.Sport) + " > " + Tuple(st.Dst, st.Dport),
@@ -117,6 +117,15 @@ func (b *Builder) natBy(ctinfo uint8) string {
 		return "rule"
 	}
 	return "conntrack (" + b.Names.Enums.CtInfo[ctinfo-1] + ")"
+}
+
+// sameHook: only netfilter translates, and the probes record a translation
+// as a second step of the hook that made it. Headers that change anywhere
+// else are a tunnel adding or removing its outer header (IPIP, VXLAN), not
+// NAT.
+func sameHook(a, b *event.Step) bool {
+	isNF := func(p event.Point) bool { return p == event.PointNFHook || p == event.PointNFLink }
+	return isNF(a.Point) && isNF(b.Point) && a.Hook == b.Hook && a.Netns == b.Netns
 }
 
 func translated(a, b event.Tuple) bool {

@@ -39,8 +39,8 @@ type Report struct {
 	Hint        string            `json:"hint"`
 	Evidence    map[string]string `json:"evidence,omitempty"`
 
-	Hook       string `json:"hook,omitempty"`
-	Table      string `json:"table,omitempty"`
+	Hook       string `json:"hook"`
+	Table      string `json:"table"`
 	Chain      string `json:"chain,omitempty"`
 	Rule       string `json:"rule,omitempty"`
 	RuleHandle uint64 `json:"rule_handle,omitempty"`
