@@ -155,7 +155,13 @@ func forwardingDisabled(r *report.Report) {
 	r.Explanation = fmt.Sprintf("the packet to %s needed forwarding (it is not for this host), but forwarding is disabled for %s "+
 		"in netns %s: %s=%s, %s=%s", r.Dst, r.Iface, r.NetnsName, key, r.Evidence[key],
 		sysctlName(f, r.Iface, "forwarding"), r.Evidence[sysctlName(f, r.Iface, "forwarding")])
-	r.Hint = "enable it in that netns: sysctl -w " + key + "=1, and persist it in /etc/sysctl.d/ (routers, NAT gateways " +
+	// The kernel copies the global switch to every device only when its
+	// value changes: with it already 1, only the device's own switch helps.
+	fix := key
+	if v, ok := r.Evidence[key]; ok && v != "0" {
+		fix = sysctlName(f, r.Iface, "forwarding")
+	}
+	r.Hint = "enable it in that netns: sysctl -w " + fix + "=1, and persist it in /etc/sysctl.d/ (routers, NAT gateways " +
 		"and Kubernetes nodes need it)"
 }
 
