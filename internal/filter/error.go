@@ -16,6 +16,9 @@ type UsageError struct {
 func (e *UsageError) Error() string {
 	// Messages can embed text from elsewhere (netns errors); keep one line.
 	msg := strings.Join(strings.Fields(e.Msg), " ")
+	if e.Flag == "" {
+		return msg // a flag parser error (cli wraps them): it names the flag itself
+	}
 	return fmt.Sprintf("invalid --%s %q: %s", e.Flag, e.Value, msg)
 }
 
