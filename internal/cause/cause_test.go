@@ -392,6 +392,14 @@ func TestNetfilter(t *testing.T) {
 			explanation: []string{"by rule -A FORWARD -s 10.0.1.0/24 -j DROP in chain FORWARD"},
 			hint:        []string{"remove or change that rule"}, notHint: []string{"DOCKER-USER"}},
 	}, {
+		name: "table and chain from the drop probes, no verdict: --rules still helps",
+		setup: func(r *report.Report) {
+			r.Table, r.Chain = "filter", "FORWARD"
+		},
+		hook: "FORWARD", table: "filter",
+		want: expect{cause: "netfilter", explanation: []string{"table filter"}, notExpl: []string{"by rule", "policy"},
+			hint: []string{"DOCKER-USER", "run with --rules"}},
+	}, {
 		name: "hook from --rules is kept",
 		setup: func(r *report.Report) {
 			r.Hook, r.Table = "PREROUTING", "raw"

@@ -63,8 +63,10 @@ func netfilter(r *report.Report, _ System) {
 	}
 }
 
+// rulesHint points to --rules unless its verdict is already here (a chain
+// alone comes from the drop probes and does not say which rule).
 func rulesHint(r *report.Report) string {
-	if r.Chain != "" {
+	if r.Verdict != "" {
 		return ""
 	}
 	return "; run with --rules to see the exact rule or policy"

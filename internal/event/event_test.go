@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"reflect"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -37,6 +38,7 @@ func v6icmp() event.Tuple {
 func sample(n int, t event.Tuple) event.Event {
 	ev := event.Event{Kind: event.KindDrop, Mono: 81234567890123, Skb: 0xffff8f3a4c2e1a00,
 		Location: 0xffffffffc0a1d637, Reason: 7, Netns: 4026532176, Ifindex: 3, Ifname: "flannel.1",
+		NFTable: "filter", NFChain: "FORWARD",
 		Mark: 0x4000, Len: 84, CPU: 5, CtInfo: 3, Tuple: t, StepsLost: 2}
 	points := []event.Point{event.PointNetifReceive, event.PointIPRcv, event.PointNFHook, event.PointFIBLookup,
 		event.PointIPForward, event.PointNFLink, event.PointFIBValidate, event.PointIPOutput, event.PointDevQueue,
@@ -60,7 +62,10 @@ func TestRoundTrip(t *testing.T) {
 		"trace kind":          func() event.Event { e := sample(3, v4(0x10)); e.Kind = event.KindTrace; return e }(),
 		"non-IP packet":       {Kind: event.KindDrop, Mono: 1, Netns: 4026531840, Ifindex: 2, Ifname: "eth0", Len: 60},
 		"longest ifname":      {Kind: event.KindDrop, Ifname: maxName, Tuple: v4(0)},
-		"zero event":          {},
+		// nf_tables names may fill the field: Decode then reads it whole.
+		"table and chain names filling their fields": {Kind: event.KindDrop, NFTable: strings.Repeat("t", 31),
+			NFChain: strings.Repeat("c", 32)},
+		"zero event": {},
 		"negative and max values": {Kind: event.KindDrop, Mono: ^uint64(0), Reason: ^uint32(0), StepsLost: 255,
 			Path: []event.Step{{Prio: -2147483648, Ret: event.VerdictPending, Point: event.PointNFHook}}},
 	}
@@ -161,7 +166,7 @@ func TestDecodeRejectsMalformedRecords(t *testing.T) {
 }
 
 // ignored marks the bytes of a record that Decode does not read: struct
-// padding, the name after its terminator, and address bytes the family
+// padding, names after their terminator, and address bytes the family
 // does not use. Everything else must survive Decode then Encode.
 func ignored(raw []byte) []bool {
 	var e gen.PktdropPdEvent
@@ -180,9 +185,13 @@ func ignored(raw []byte) []bool {
 		set(off+int(unsafe.Offsetof(tp.Saddr))+used, len(tp.Saddr)-used)
 		set(off+int(unsafe.Offsetof(tp.Daddr))+used, len(tp.Daddr)-used)
 	}
-	name := int(unsafe.Offsetof(e.Ifname))
-	if i := bytes.IndexByte(raw[name:name+len(e.Ifname)], 0); i >= 0 {
-		set(name+i, len(e.Ifname)-i)
+	// C strings: nothing after the terminator is read.
+	for _, f := range []struct{ off, n uintptr }{{unsafe.Offsetof(e.Ifname), unsafe.Sizeof(e.Ifname)},
+		{unsafe.Offsetof(e.NfTable), unsafe.Sizeof(e.NfTable)}, {unsafe.Offsetof(e.NfChain), unsafe.Sizeof(e.NfChain)}} {
+		off, n := int(f.off), int(f.n)
+		if i := bytes.IndexByte(raw[off:off+n], 0); i >= 0 {
+			set(off+i, n-i)
+		}
 	}
 	tOff := int(unsafe.Offsetof(e.T))
 	tuple(tOff)

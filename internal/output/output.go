@@ -82,7 +82,13 @@ func Text(r *report.Report) string {
 		if r.Verdict == "policy" {
 			rule = "policy of chain " + r.Chain
 		}
-		line(&b, "rule", fmt.Sprintf("table %s chain %s: %s", r.Table, r.Chain, rule))
+		// The drop probes name table and chain without the rule (that
+		// takes --rules): then there is nothing to put after a colon.
+		s := fmt.Sprintf("table %s chain %s", r.Table, r.Chain)
+		if rule != "" {
+			s += ": " + rule
+		}
+		line(&b, "rule", s)
 	}
 	if r.Cause != "" {
 		line(&b, "cause", r.Cause+": "+r.Explanation)

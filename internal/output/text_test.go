@@ -37,12 +37,12 @@ func TestPacket(t *testing.T) {
 }
 
 // --rules fills Chain, Rule and Verdict; the text names the rule, or the
-// chain's policy when no rule matched.
+// chain's policy when no rule matched, or just the chain.
 func TestTextRuleLine(t *testing.T) {
 	base := report.Report{Time: time.Date(2025, 1, 2, 3, 4, 5, 6000, time.UTC), Kind: "drop", Family: "ipv4",
 		Proto: "udp", Src: "10.0.1.2", Dst: "10.0.2.2", Sport: 1, Dport: 2, Len: 30, Hook: "FORWARD", Table: "filter",
 		Chain: "FORWARD"}
-	policy, rule := base, base
+	policy, rule, probed := base, base, base
 	policy.Verdict = "policy"
 	rule.Verdict, rule.Rule = "rule", "ip saddr 10.0.1.0/24 drop"
 	for _, tc := range []struct {
@@ -51,6 +51,8 @@ func TestTextRuleLine(t *testing.T) {
 	}{
 		{policy, "  rule   table filter chain FORWARD: policy of chain FORWARD\n"},
 		{rule, "  rule   table filter chain FORWARD: ip saddr 10.0.1.0/24 drop\n"},
+		// Table and chain from the drop probes, without --rules.
+		{probed, "  rule   table filter chain FORWARD\n"},
 	} {
 		got := output.Text(&tc.r)
 		if !strings.Contains(got, tc.want) {
