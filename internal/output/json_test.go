@@ -15,14 +15,15 @@ import (
 	"github.com/pktdrop/pktdrop/internal/report"
 )
 
-// The keys the JSON schema promises on every line (report.go: "Its JSON
-// form is the documented schema"): never omitted, even when empty, so that
-// consumers (jq, log pipelines) need no existence checks.
+// The keys README "JSON output" documents that are on every line, empty
+// or not, so consumers (jq, log pipelines) need no existence checks.
+// tcp_flags, evidence, chain, rule, rule_handle, verdict, steps_lost and a
+// step's detail are documented as conditional and may be omitted.
 var (
-	reportKeys = []string{"time", "reason", "location", "netns", "netns_name", "iface", "ifindex", "family", "proto",
-		"src", "dst", "sport", "dport", "icmp_type", "icmp_code", "icmp_id", "icmp_seq", "cause", "explanation", "hint",
-		"hook", "table", "path", "nat"}
-	stepKeys = []string{"where", "netns", "iface", "src", "dst", "sport", "dport"}
+	reportKeys = []string{"time", "kind", "reason", "location", "netns", "netns_name", "iface", "ifindex", "family",
+		"proto", "src", "dst", "sport", "dport", "icmp_type", "icmp_code", "icmp_id", "icmp_seq", "len", "mark", "cause",
+		"explanation", "hint", "hook", "table", "path", "nat"}
+	stepKeys = []string{"where", "netns", "netns_name", "iface", "src", "dst", "sport", "dport"}
 	natKeys  = []string{"hook", "netns_name", "before", "after", "by"}
 )
 
