@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -44,10 +45,18 @@ func ExitCode(err error) int {
 		return 0
 	}
 	var u *filter.UsageError
-	if errors.As(err, &u) {
+	if errors.As(err, &u) || strings.HasPrefix(err.Error(), "unknown command") {
 		return 2
 	}
 	return 1
+}
+
+// noArgs is cobra.NoArgs reporting a usage error (exit 2).
+func noArgs(cmd *cobra.Command, args []string) error {
+	if err := cobra.NoArgs(cmd, args); err != nil {
+		return &filter.UsageError{Msg: err.Error()}
+	}
+	return nil
 }
 
 // Message is the one line printed for err.

@@ -21,7 +21,7 @@ func newWatch(stdout, stderr io.Writer) *cobra.Command {
 		Example: `  pktdrop watch --proto icmp
   pktdrop watch --host 10.42.1.7 --output json
   pktdrop watch --proto udp --dport 53 --netns /proc/1234/ns/net --count 10`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
 			if o.Force, err = parseForce(force); err != nil {
@@ -45,7 +45,7 @@ devices they cross and every address translation, so a DNAT that wins over yours
 or the way a reply is translated back, is visible without any drop.`,
 		Example: `  pktdrop trace --proto tcp --dport 80
   pktdrop trace --host 192.168.1.10 --count 4`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
 			if o.Force, err = parseForce(force); err != nil {

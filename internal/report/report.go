@@ -61,7 +61,7 @@ type Step struct {
 	Dst       string `json:"dst"`
 	Sport     uint16 `json:"sport"`
 	Dport     uint16 `json:"dport"`
-	Detail    string `json:"detail,omitempty"`
+	Detail    string `json:"detail"`
 }
 
 // NAT is one address or port translation seen on the path.
