@@ -47,6 +47,17 @@ func TestHelperProcess(t *testing.T) {
 // installed it, whether it exits through Close (SIGINT, SIGTERM) or is
 // killed (SIGKILL, where only the kernel's owner-flag cleanup can help).
 func TestOwnerTableCleanup(t *testing.T) {
+	// The helper child would only fail to start on a kernel without the
+	// owner flag; check that refusal here, where it is an expectation.
+	n := newTestNet(t)
+	probe := n.ns("probe")
+	tr := startTracer(t, context.Background(), Options{Netns: []string{nsPath(probe)}, Match: Match{Proto: 1}}, nil)
+	if tr == nil {
+		return
+	}
+	if err := tr.Close(); err != nil {
+		t.Fatalf("close probe tracer: %v", err)
+	}
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGKILL} {
 		t.Run(sig.String(), func(t *testing.T) {
 			n := newTestNet(t)
@@ -87,9 +98,9 @@ func TestOwnerTableCleanup(t *testing.T) {
 func TestCloseDeletesTable(t *testing.T) {
 	n := newTestNet(t)
 	ns := n.ns("close")
-	tr, err := Start(context.Background(), Options{Netns: []string{nsPath(ns)}})
-	if err != nil {
-		t.Fatal(err)
+	tr := startTracer(t, context.Background(), Options{Netns: []string{nsPath(ns)}}, nil)
+	if tr == nil {
+		return
 	}
 	if out := n.run(ns, "nft", "list", "tables"); !strings.Contains(out, ownTablePrefix) {
 		t.Fatalf("table missing: %q", out)

@@ -12,9 +12,9 @@
 //
 // Safety: the table is created with NFT_TABLE_F_OWNER on a netlink socket the
 // Tracer keeps open, so the kernel removes it when the process exits, even on
-// SIGKILL. Kernels older than 5.12 refuse the flag; Start then fails instead
-// of installing a table it could not guarantee to clean up. pktdrop never
-// touches any other table.
+// SIGKILL. Kernels older than 5.12 refuse the flag; Start then fails with an
+// error wrapping ErrOwnerUnsupported instead of installing a table it could
+// not guarantee to clean up. pktdrop never touches any other table.
 //
 // Grouping: a trace id is per skb and carries no end marker. A packet's group
 // is flushed (a) at once on a drop/reject/queue/stolen verdict, (b) at once

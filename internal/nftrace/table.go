@@ -17,6 +17,13 @@ const (
 	nftaTableOwner = 0x7
 )
 
+// ErrOwnerUnsupported is wrapped by Start's error when the kernel will not
+// create or keep an owner-flagged table: NFT_TABLE_F_OWNER arrived in Linux
+// 5.12, and without it a killed pktdrop would leave its trace table behind.
+// Callers (and tests) use errors.Is to tell "this kernel cannot attribute
+// rules" from a real failure.
+var ErrOwnerUnsupported = errors.New("rule attribution needs kernel >= 5.12")
+
 // traceTable is pktdrop's own table in one netns. conn owns it: the kernel
 // deletes the table when conn is closed, by us or by process death.
 type traceTable struct {
@@ -108,7 +115,7 @@ func installTable(ns *nsHandle, name string, m Match) (*traceTable, error) {
 	}
 	if err := tt.commit(msgs); err != nil {
 		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EINVAL) {
-			err = fmt.Errorf("kernel refused the table owner flag; rule attribution needs kernel >= 5.12: %w", err)
+			err = fmt.Errorf("kernel refused the table owner flag; %w: %w", ErrOwnerUnsupported, err)
 		}
 		return nil, closeWith(conn, err)
 	}
@@ -185,7 +192,7 @@ func (tt *traceTable) verifyOwner() error {
 			return nil
 		}
 	}
-	return fmt.Errorf("table %s lacks the owner flag; rule attribution needs kernel >= 5.12", tt.name)
+	return fmt.Errorf("table %s lacks the owner flag; %w", tt.name, ErrOwnerUnsupported)
 }
 
 // close deletes the table explicitly, then closes the owning socket (which
