@@ -169,12 +169,26 @@ func TestConstantsValues(t *testing.T) {
 	}
 }
 
+// TestKernelReasons holds --reason to what the running kernel has: with
+// drop reasons (5.17+) the name selects the kernel's value; without them
+// the flag must be refused with a message naming the 5.17 requirement,
+// not accepted to silently match nothing.
 func TestKernelReasons(t *testing.T) {
 	rt, err := reasons.Load()
-	if err != nil || !rt.Available() {
-		t.Skipf("no drop reasons in kernel BTF: %v", err)
+	if errors.Is(err, btf.ErrNotSupported) {
+		t.Skipf("no kernel BTF: %v", err) // nothing to derive the expectation from
+	}
+	if err != nil {
+		t.Fatalf("load drop reasons: %v", err)
 	}
 	f, err := Parse(Options{Reasons: []string{"netfilter_drop"}}, rt, testNetns)
+	if !rt.Available() {
+		var ue *UsageError
+		if !errors.As(err, &ue) || ue.Flag != "reason" || !strings.Contains(ue.Msg, "5.17") {
+			t.Fatalf("--reason on a kernel without drop reasons: got %v, want a --reason usage error naming 5.17", err)
+		}
+		return
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
