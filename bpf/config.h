@@ -24,3 +24,6 @@ const volatile __u8 cfg_trace = 0;
 /* Priority of each netfilter link program (on_nf_0 .. on_nf_7); userspace
  * derives them from the kernel's nf_ip_hook_priorities. */
 const volatile __s32 cfg_nf_prio[8] = {};
+/* Wake the event reader only once this many bytes wait in the ring buffer
+ * (it polls on a timer meanwhile); 0 wakes it for every event. */
+const volatile __u64 cfg_wakeup_bytes = 0;

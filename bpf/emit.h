@@ -24,7 +24,20 @@ static __always_inline void send(struct pd_event *ev)
 		     (__u64)ev->nsteps * sizeof(struct pd_step);
 	if (size > sizeof(*ev))
 		size = sizeof(*ev);
-	if (bpf_ringbuf_output(&events, ev, size, 0)) {
+	/* By default every event whose ring was empty wakes the reader: with a
+	 * reader that keeps up, that is one wakeup (an irq_work here, often an
+	 * IPI, and a context switch there) per event. Instead the reader
+	 * polls on a short timer, and is woken each time the backlog crosses
+	 * a multiple of cfg_wakeup_bytes: once when a burst builds up, and
+	 * again further on should two CPUs race past one multiple unseen. A
+	 * reader still behind needs no wakeup: it is not sleeping. */
+	__u64 flags = 0;
+	if (cfg_wakeup_bytes) {
+		__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+		flags = avail / cfg_wakeup_bytes != (avail + size) / cfg_wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+										       : BPF_RB_NO_WAKEUP;
+	}
+	if (bpf_ringbuf_output(&events, ev, size, flags)) {
 		count(PD_CNT_LOST);
 		return;
 	}
@@ -51,7 +64,7 @@ static __always_inline void copy_path(struct pd_event *ev, struct pd_track *tr)
 
 /* The end of a packet: report it if it is a drop that passes the filters,
  * or a consumed packet that was followed (trace). Always forgets the skb. */
-static __always_inline void on_free(struct sk_buff *skb, __u64 location, __u32 reason, __u8 kind)
+static __always_inline void on_free(struct sk_buff *skb, __u64 location, __u32 reason, __u8 kind, const bool btf)
 {
 	__u64 key = (__u64)skb;
 	struct pd_track *tr = cfg_path ? bpf_map_lookup_elem(&tracks, &key) : NULL;
@@ -64,23 +77,23 @@ static __always_inline void on_free(struct sk_buff *skb, __u64 location, __u32 r
 	if (!ev)
 		goto out;
 	__builtin_memset(&ev->t, 0, sizeof(ev->t));
-	if (parse_skb(skb, &ev->t) && !tr)
+	if (parse_skb(skb, &ev->t, btf) && !tr)
 		goto out;
 	if (!tr && !tuple_match(&ev->t))
 		goto out;
 	if (kind == PD_KIND_DROP && !reason_match(reason))
 		goto out;
 
-	struct net_device *dev = BPF_CORE_READ(skb, dev);
+	struct net_device *dev = btf ? skb->dev : BPF_CORE_READ(skb, dev);
 	__builtin_memset(ev->ifname, 0, sizeof(ev->ifname));
 	ev->ifindex = 0;
 	if (dev) {
 		bpf_probe_read_kernel_str(ev->ifname, sizeof(ev->ifname), dev->name);
-		ev->ifindex = BPF_CORE_READ(dev, ifindex);
+		ev->ifindex = btf ? dev->ifindex : BPF_CORE_READ(dev, ifindex);
 	}
 	if (!ifname_match(ev->ifname))
 		goto out;
-	ev->netns = skb_netns(skb);
+	ev->netns = skb_netns(skb, btf);
 	if (cfg_netns && ev->netns != cfg_netns)
 		goto out;
 
@@ -88,11 +101,11 @@ static __always_inline void on_free(struct sk_buff *skb, __u64 location, __u32 r
 	ev->skb = key;
 	ev->location = location;
 	ev->reason = reason;
-	ev->mark = BPF_CORE_READ(skb, mark);
-	ev->len = BPF_CORE_READ(skb, len);
+	ev->mark = btf ? skb->mark : BPF_CORE_READ(skb, mark);
+	ev->len = btf ? skb->len : BPF_CORE_READ(skb, len);
 	ev->cpu = bpf_get_smp_processor_id();
 	ev->kind = kind;
-	ev->ctinfo = skb_ctinfo(skb);
+	ev->ctinfo = skb_ctinfo(skb, btf);
 	ev->nsteps = 0;
 	ev->steps_lost = 0;
 	__builtin_memset(ev->nf_table, 0, sizeof(ev->nf_table));

@@ -11,14 +11,26 @@
 #define PD_IPPROTO_UDP 17
 #define PD_IPPROTO_ICMPV6 58
 
+/* btf: the caller holds a BTF-typed skb (tp_btf and netfilter programs), so
+ * kernel fields can be read with plain loads, which the verifier guards,
+ * instead of one bpf_probe_read_kernel call each: several times cheaper,
+ * and these reads run for every packet at every probe point. The argument
+ * is always a constant, so each program keeps only one of the two ways. */
+
 /* Offset of the IP header from skb->head. network_header is only set once
  * the stack has looked at the packet; before that (NIC receive) fall back
  * to the Ethernet header. */
-static __always_inline int l3_offset(struct sk_buff *skb, __u16 *off)
+static __always_inline int l3_offset(struct sk_buff *skb, __u16 *off, const bool btf)
 {
-	__u16 nh = BPF_CORE_READ(skb, network_header);
-	__u16 mh = BPF_CORE_READ(skb, mac_header);
+	__u16 nh, mh;
 
+	if (btf) {
+		nh = skb->network_header;
+		mh = skb->mac_header;
+	} else {
+		nh = BPF_CORE_READ(skb, network_header);
+		mh = BPF_CORE_READ(skb, mac_header);
+	}
 	if (nh != 0 && nh != (__u16)~0U) {
 		*off = nh;
 		return 0;
@@ -56,42 +68,69 @@ static __always_inline void parse_l4(unsigned char *l4, __u8 proto, struct pd_tu
 	}
 }
 
-/* Fills t from the skb; returns 0 for an IPv4/IPv6 packet. */
-static __always_inline int parse_skb(struct sk_buff *skb, struct pd_tuple *t)
+/* L4 ports, flags or ICMP fields from bytes already copied to the stack. */
+static __always_inline void parse_l4_buf(const __u8 *h, __u8 proto, struct pd_tuple *t)
 {
-	unsigned char *head = BPF_CORE_READ(skb, head);
+	t->proto = proto;
+	if (proto == PD_IPPROTO_TCP) {
+		t->sport = ((__u16)h[0] << 8) | h[1];
+		t->dport = ((__u16)h[2] << 8) | h[3];
+		t->tcp_flags = h[13];
+	} else if (proto == PD_IPPROTO_UDP) {
+		t->sport = ((__u16)h[0] << 8) | h[1];
+		t->dport = ((__u16)h[2] << 8) | h[3];
+	} else if (proto == PD_IPPROTO_ICMP || proto == PD_IPPROTO_ICMPV6) {
+		t->icmp_type = h[0];
+		t->icmp_code = h[1];
+		t->icmp_id = ((__u16)h[4] << 8) | h[5];
+		t->icmp_seq = ((__u16)h[6] << 8) | h[7];
+	}
+}
+
+/* Bytes read at the network header in one go: an IPv6 header plus the
+ * start of TCP (flags at byte 13), or an option-less IPv4 header plus
+ * L4. Reading past the packet's end stays inside the skb's head buffer,
+ * which skb_shared_info always follows, so the read cannot fault where
+ * the header itself is readable. */
+#define PD_HDR_READ 64
+
+/* Fills t from the skb; returns 0 for an IPv4/IPv6 packet. */
+static __always_inline int parse_skb(struct sk_buff *skb, struct pd_tuple *t, const bool btf)
+{
+	unsigned char *head = btf ? skb->head : BPF_CORE_READ(skb, head);
+	__u8 h[PD_HDR_READ];
 	__u16 off;
-	__u8 vb;
 
-	if (l3_offset(skb, &off))
+	if (l3_offset(skb, &off, btf))
 		return -1;
-	if (bpf_probe_read_kernel(&vb, 1, head + off))
+	/* One helper call instead of three (version, header, L4). */
+	if (bpf_probe_read_kernel(h, sizeof(h), head + off))
 		return -1;
 
-	if ((vb >> 4) == 4) {
-		struct iphdr ip;
-		if (bpf_probe_read_kernel(&ip, sizeof(ip), head + off))
-			return -1;
+	if ((h[0] >> 4) == 4) {
+		struct iphdr *ip = (struct iphdr *)h;
+		__u8 ihl = h[0] & 0xf;
 		t->family = 4;
-		t->ttl = ip.ttl;
-		__builtin_memcpy(t->saddr, &ip.saddr, 4);
-		__builtin_memcpy(t->daddr, &ip.daddr, 4);
-		t->proto = ip.protocol;
+		t->ttl = ip->ttl;
+		__builtin_memcpy(t->saddr, &ip->saddr, 4);
+		__builtin_memcpy(t->daddr, &ip->daddr, 4);
+		t->proto = ip->protocol;
 		/* Only the first fragment carries the L4 header. */
-		if (ip.frag_off & bpf_htons(0x1fff))
+		if (ip->frag_off & bpf_htons(0x1fff))
 			return 0;
-		parse_l4(head + off + (ip.ihl & 0xf) * 4, ip.protocol, t);
+		if (ihl == 5)
+			parse_l4_buf(h + 20, ip->protocol, t);
+		else
+			parse_l4(head + off + ihl * 4, ip->protocol, t);
 		return 0;
 	}
-	if ((vb >> 4) == 6) {
-		struct ipv6hdr ip6;
-		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), head + off))
-			return -1;
+	if ((h[0] >> 4) == 6) {
+		struct ipv6hdr *ip6 = (struct ipv6hdr *)h;
 		t->family = 6;
-		t->ttl = ip6.hop_limit;
-		__builtin_memcpy(t->saddr, &ip6.saddr, 16);
-		__builtin_memcpy(t->daddr, &ip6.daddr, 16);
-		parse_l4(head + off + sizeof(ip6), ip6.nexthdr, t);
+		t->ttl = ip6->hop_limit;
+		__builtin_memcpy(t->saddr, &ip6->saddr, 16);
+		__builtin_memcpy(t->daddr, &ip6->daddr, 16);
+		parse_l4_buf(h + sizeof(*ip6), ip6->nexthdr, t);
 		return 0;
 	}
 	return -1;
@@ -176,28 +215,30 @@ static __always_inline bool ifname_match(const char *name)
 	return true;
 }
 
-static __always_inline __u32 dev_netns(struct net_device *dev)
+static __always_inline __u32 dev_netns(struct net_device *dev, const bool btf)
 {
+	if (btf)
+		return dev->nd_net.net->ns.inum;
 	return BPF_CORE_READ(dev, nd_net.net, ns.inum);
 }
 
-static __always_inline __u32 skb_netns(struct sk_buff *skb)
+static __always_inline __u32 skb_netns(struct sk_buff *skb, const bool btf)
 {
-	struct net_device *dev = BPF_CORE_READ(skb, dev);
+	struct net_device *dev = btf ? skb->dev : BPF_CORE_READ(skb, dev);
 	if (dev)
-		return dev_netns(dev);
-	struct sock *sk = BPF_CORE_READ(skb, sk);
+		return dev_netns(dev, btf);
+	struct sock *sk = btf ? skb->sk : BPF_CORE_READ(skb, sk);
 	if (sk)
-		return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+		return btf ? sk->__sk_common.skc_net.net->ns.inum : BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 	return 0;
 }
 
 /* enum ip_conntrack_info + 1, or 0 when conntrack has not seen the packet. */
-static __always_inline __u8 skb_ctinfo(struct sk_buff *skb)
+static __always_inline __u8 skb_ctinfo(struct sk_buff *skb, const bool btf)
 {
 	if (!bpf_core_field_exists(skb->_nfct))
 		return 0;
-	unsigned long nfct = BPF_CORE_READ(skb, _nfct);
+	unsigned long nfct = btf ? skb->_nfct : BPF_CORE_READ(skb, _nfct);
 	if (!nfct)
 		return 0;
 	return (nfct & 7) + 1;

@@ -26,23 +26,23 @@ const enum pd_counter *unused_counter __attribute__((unused));
 
 /* ---- the drop and the normal end of a packet ---- */
 
-static __always_inline void on_kfree(struct sk_buff *skb, __u64 location, __u32 reason)
+static __always_inline void on_kfree(struct sk_buff *skb, __u64 location, __u32 reason, const bool btf)
 {
 	if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_CONSUMED) &&
 	    reason == bpf_core_enum_value(enum skb_drop_reason, SKB_CONSUMED)) {
-		on_free(skb, location, reason, PD_KIND_TRACE);
+		on_free(skb, location, reason, PD_KIND_TRACE, btf);
 		return;
 	}
 	if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_NOT_DROPPED_YET) &&
 	    reason == bpf_core_enum_value(enum skb_drop_reason, SKB_NOT_DROPPED_YET))
 		return;
-	on_free(skb, location, reason, PD_KIND_DROP);
+	on_free(skb, location, reason, PD_KIND_DROP, btf);
 }
 
 SEC("tp_btf/kfree_skb")
 int BPF_PROG(tpb_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
 {
-	on_kfree(skb, (__u64)location, reason);
+	on_kfree(skb, (__u64)location, reason, true);
 	return 0;
 }
 
@@ -50,7 +50,7 @@ int BPF_PROG(tpb_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_r
 SEC("tp_btf/kfree_skb")
 int BPF_PROG(tpb_kfree_skb_noreason, struct sk_buff *skb, void *location)
 {
-	on_free(skb, (__u64)location, 0, PD_KIND_DROP);
+	on_free(skb, (__u64)location, 0, PD_KIND_DROP, true);
 	return 0;
 }
 
@@ -60,65 +60,65 @@ int tp_kfree_skb(struct trace_event_raw_kfree_skb *ctx)
 	__u32 reason = 0;
 	if (bpf_core_field_exists(ctx->reason))
 		reason = BPF_CORE_READ(ctx, reason);
-	on_kfree((struct sk_buff *)BPF_CORE_READ(ctx, skbaddr), (__u64)BPF_CORE_READ(ctx, location), reason);
+	on_kfree((struct sk_buff *)BPF_CORE_READ(ctx, skbaddr), (__u64)BPF_CORE_READ(ctx, location), reason, false);
 	return 0;
 }
 
 SEC("tp_btf/consume_skb")
 int BPF_PROG(tpb_consume_skb, struct sk_buff *skb)
 {
-	on_free(skb, 0, 0, PD_KIND_TRACE);
+	on_free(skb, 0, 0, PD_KIND_TRACE, true);
 	return 0;
 }
 
 SEC("tracepoint/skb/consume_skb")
 int tp_consume_skb(struct trace_event_raw_consume_skb *ctx)
 {
-	on_free((struct sk_buff *)BPF_CORE_READ(ctx, skbaddr), 0, 0, PD_KIND_TRACE);
+	on_free((struct sk_buff *)BPF_CORE_READ(ctx, skbaddr), 0, 0, PD_KIND_TRACE, false);
 	return 0;
 }
 
 /* ---- device ingress and egress ---- */
 
-static __always_inline void step_at(struct sk_buff *skb, __u8 point, struct net_device *dev)
+static __always_inline void step_at(struct sk_buff *skb, __u8 point, struct net_device *dev, const bool btf)
 {
 	struct pd_step st = {};
 	st.point = point;
-	record(skb, &st, dev);
+	record(skb, &st, dev, btf);
 }
 
 SEC("tp_btf/netif_receive_skb")
 int BPF_PROG(tpb_netif_receive_skb, struct sk_buff *skb)
 {
-	step_at(skb, PD_POINT_NETIF_RECEIVE, NULL);
+	step_at(skb, PD_POINT_NETIF_RECEIVE, NULL, true);
 	return 0;
 }
 
 SEC("tracepoint/net/netif_receive_skb")
 int tp_netif_receive_skb(struct trace_event_raw_net_dev_template *ctx)
 {
-	step_at((struct sk_buff *)BPF_CORE_READ(ctx, skbaddr), PD_POINT_NETIF_RECEIVE, NULL);
+	step_at((struct sk_buff *)BPF_CORE_READ(ctx, skbaddr), PD_POINT_NETIF_RECEIVE, NULL, false);
 	return 0;
 }
 
 SEC("tp_btf/net_dev_queue")
 int BPF_PROG(tpb_net_dev_queue, struct sk_buff *skb)
 {
-	step_at(skb, PD_POINT_DEV_QUEUE, NULL);
+	step_at(skb, PD_POINT_DEV_QUEUE, NULL, true);
 	return 0;
 }
 
 SEC("tracepoint/net/net_dev_queue")
 int tp_net_dev_queue(struct trace_event_raw_net_dev_template *ctx)
 {
-	step_at((struct sk_buff *)BPF_CORE_READ(ctx, skbaddr), PD_POINT_DEV_QUEUE, NULL);
+	step_at((struct sk_buff *)BPF_CORE_READ(ctx, skbaddr), PD_POINT_DEV_QUEUE, NULL, false);
 	return 0;
 }
 
 SEC("tp_btf/net_dev_start_xmit")
 int BPF_PROG(tpb_net_dev_start_xmit, struct sk_buff *skb, struct net_device *dev)
 {
-	step_at(skb, PD_POINT_DEV_XMIT, dev);
+	step_at(skb, PD_POINT_DEV_XMIT, dev, true);
 	return 0;
 }
 
@@ -127,12 +127,12 @@ int BPF_PROG(tpb_net_dev_start_xmit, struct sk_buff *skb, struct net_device *dev
 #define FUNC_STEP(fname, point, argn)                                         \
 	SEC("fentry/" #fname)                                                 \
 	int BPF_PROG(fentry_##fname) {                                        \
-		step_at((struct sk_buff *)ctx[argn], point, NULL);            \
+		step_at((struct sk_buff *)ctx[argn], point, NULL, false);     \
 		return 0;                                                     \
 	}                                                                     \
 	SEC("kprobe/" #fname)                                                 \
 	int BPF_KPROBE(kprobe_##fname) {                                      \
-		step_at((struct sk_buff *)PT_REGS_PARM##argn##_CORE_X(ctx), point, NULL); \
+		step_at((struct sk_buff *)PT_REGS_PARM##argn##_CORE_X(ctx), point, NULL, false); \
 		return 0;                                                     \
 	}
 
@@ -196,20 +196,26 @@ int BPF_PROG(tpb_fib_table_lookup, u32 tb_id, const struct flowi4 *flp,
 
 /* ---- netfilter ---- */
 
-static __always_inline void nf_enter(struct sk_buff *skb, const struct nf_hook_state *state,
-				     __u8 point, __s32 prio, __s32 ret)
+/* Records a netfilter step; returns whether the packet is followed. The
+ * hook state is read only for followed packets. */
+static __always_inline bool nf_enter(struct sk_buff *skb, const struct nf_hook_state *state,
+				     __u8 point, __s32 prio, __s32 ret, const bool btf)
 {
 	struct pd_step st = {};
-	struct net_device *out = BPF_CORE_READ(state, out);
+	struct pd_track *tr = track_begin(skb, &st, btf);
+	if (!tr)
+		return false;
+	struct net_device *out = btf ? state->out : BPF_CORE_READ(state, out);
 	st.point = point;
-	st.hook = BPF_CORE_READ(state, hook);
-	st.pf = BPF_CORE_READ(state, pf);
-	st.netns = BPF_CORE_READ(state, net, ns.inum);
+	st.hook = btf ? state->hook : BPF_CORE_READ(state, hook);
+	st.pf = btf ? state->pf : BPF_CORE_READ(state, pf);
+	st.netns = btf ? state->net->ns.inum : BPF_CORE_READ(state, net, ns.inum);
 	st.prio = prio;
 	st.ret = ret;
 	if (out)
-		st.aux = BPF_CORE_READ(out, ifindex);
-	record(skb, &st, NULL);
+		st.aux = btf ? out->ifindex : BPF_CORE_READ(out, ifindex);
+	track_step(tr, skb, &st, NULL, btf);
+	return true;
 }
 
 /* The verdict of nf_hook_slow: 1 continue, 0 stolen/queued, <0 dropped.
@@ -227,7 +233,7 @@ static __always_inline void nf_exit(struct sk_buff *skb, __u8 hook, __s32 ret)
 	if (ret < 0)
 		return; /* headers may already be gone */
 	struct pd_step st = *prev;
-	if (parse_skb(skb, &st.t) || tuple_equal(&st.t, &prev->t))
+	if (parse_skb(skb, &st.t, false) || tuple_equal(&st.t, &prev->t))
 		return;
 	st.ts = bpf_ktime_get_ns();
 	append(tr, &st);
@@ -236,7 +242,7 @@ static __always_inline void nf_exit(struct sk_buff *skb, __u8 hook, __s32 ret)
 SEC("fentry/nf_hook_slow")
 int BPF_PROG(fentry_nf_hook_slow, struct sk_buff *skb, struct nf_hook_state *state)
 {
-	nf_enter(skb, state, PD_POINT_NF_HOOK, 0, PD_VERDICT_PENDING);
+	nf_enter(skb, state, PD_POINT_NF_HOOK, 0, PD_VERDICT_PENDING, false);
 	return 0;
 }
 
@@ -266,7 +272,7 @@ int BPF_KPROBE(kprobe_nf_hook_slow, struct sk_buff *skb, struct nf_hook_state *s
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct kret_args a = { .skb = (__u64)skb, .hook = BPF_CORE_READ(state, hook) };
-	nf_enter(skb, state, PD_POINT_NF_HOOK, 0, PD_VERDICT_PENDING);
+	nf_enter(skb, state, PD_POINT_NF_HOOK, 0, PD_VERDICT_PENDING, false);
 	bpf_map_update_elem(&kret, &id, &a, BPF_ANY);
 	return 0;
 }
@@ -283,14 +289,72 @@ int BPF_KRETPROBE(kretprobe_nf_hook_slow, int ret)
 	return 0;
 }
 
+/* The eight brackets of a hook run back to back for every packet that
+ * crosses it, in every namespace: 8 programs × 2-5 hooks per packet is most
+ * of pktdrop's cost on traffic it does not follow. Only the first bracket
+ * of a stretch decides whether the packet is followed; the next ones on
+ * this CPU reuse the answer for the same skb at the same hook. Addresses
+ * and ports change only in the NAT tables, so the brackets right after
+ * them (4 after DNAT, 7 after SNAT) decide afresh, and a followed packet
+ * still gets a step of its own wherever NAT changed it. */
+struct pd_nf_memo {
+	__u64 skb;
+	__u32 tag;     /* hook | pf << 8 | stretch << 16 | 1 << 24 */
+	__u32 tracked; /* the packet is followed */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pd_nf_memo);
+} nf_memo SEC(".maps");
+
+/* A followed packet at a later bracket of the same stretch: raise the
+ * hook step's priority, as track_step would after finding the packet
+ * unchanged. false: the last step is not this hook's, record in full. */
+static __always_inline bool nf_link_merge(struct sk_buff *skb, __u8 hook, __u8 pf, __s32 prio)
+{
+	__u64 key = (__u64)skb;
+	struct pd_track *tr = bpf_map_lookup_elem(&tracks, &key);
+	if (!tr)
+		return false;
+	struct pd_step *prev = last_step(tr);
+	if (!prev || prev->point != PD_POINT_NF_LINK || prev->hook != hook || prev->pf != pf)
+		return false;
+	set_cur_skb(key);
+	prev->prio = prio;
+	prev->ctinfo = skb_ctinfo(skb, true);
+	return true;
+}
+
+static __always_inline int nf_link(struct bpf_nf_ctx *ctx, const int i)
+{
+	struct sk_buff *skb = ctx->skb;
+	const struct nf_hook_state *state = ctx->state;
+	__u32 stretch = i < 4 ? 0 : i < 7 ? 1 : 2;
+	__u32 tag = state->hook | (__u32)state->pf << 8 | stretch << 16 | 1 << 24;
+	__u32 zero = 0;
+	struct pd_nf_memo *m = bpf_map_lookup_elem(&nf_memo, &zero);
+	if (!m)
+		return PD_NF_ACCEPT;
+	if (i != 0 && i != 4 && i != 7 && m->skb == (__u64)skb && m->tag == tag) {
+		if (!m->tracked || nf_link_merge(skb, state->hook, state->pf, cfg_nf_prio[i]))
+			return PD_NF_ACCEPT;
+	}
+	m->skb = (__u64)skb;
+	m->tag = tag;
+	m->tracked = nf_enter(skb, state, PD_POINT_NF_LINK, cfg_nf_prio[i], 0, true);
+	return PD_NF_ACCEPT;
+}
+
 /* Netfilter links, one program per bracket so each knows its priority:
  * the last bracket a dropped packet passed names the table that dropped
  * it. */
 #define NF_LINK_PROG(i)                                                       \
 	SEC("netfilter")                                                      \
 	int on_nf_##i(struct bpf_nf_ctx *ctx) {                               \
-		nf_enter(ctx->skb, ctx->state, PD_POINT_NF_LINK, cfg_nf_prio[i], 0); \
-		return PD_NF_ACCEPT;                                          \
+		return nf_link(ctx, i);                                       \
 	}
 NF_LINK_PROG(0)
 NF_LINK_PROG(1)
@@ -374,6 +438,6 @@ int BPF_KRETPROBE(kretprobe_fib_validate_source, int ret)
 	if (ret >= 0 || !bpf_map_lookup_elem(&tracks, &skb))
 		return 0;
 	struct pd_step st = { .point = PD_POINT_FIB_VALIDATE, .ret = ret };
-	record((struct sk_buff *)skb, &st, NULL);
+	record((struct sk_buff *)skb, &st, NULL, false);
 	return 0;
 }

@@ -81,11 +81,13 @@ static __always_inline void append(struct pd_track *tr, const struct pd_step *st
 }
 
 /* Returns the packet's entry, creating it when the packet matches the
- * filters. st->t must already be parsed. */
-static __always_inline struct pd_track *track_get(__u64 key, const struct pd_step *st)
+ * filters. st->t must already be parsed; st->ts is set when an entry is
+ * returned. The clock is read only then: most packets match nothing. */
+static __always_inline struct pd_track *track_get(__u64 key, struct pd_step *st)
 {
 	struct pd_track *tr = bpf_map_lookup_elem(&tracks, &key);
 	if (tr) {
+		st->ts = bpf_ktime_get_ns();
 		if (st->ts - tr->last_ts < PD_TRACK_STALE_NS)
 			return tr;
 		/* Address reused by a new skb: start over, if it matches. */
@@ -100,6 +102,7 @@ static __always_inline struct pd_track *track_get(__u64 key, const struct pd_ste
 	}
 	if (!tuple_match(&st->t))
 		return NULL;
+	st->ts = bpf_ktime_get_ns();
 	__u32 zero = 0;
 	struct pd_track *tmpl = bpf_map_lookup_elem(&track_zero, &zero);
 	if (!tmpl)
@@ -120,31 +123,36 @@ static __always_inline void set_cur_skb(__u64 skb)
 		*cur = skb;
 }
 
-/* Records one step of a packet's path. The caller fills point and the
- * point-specific fields; this fills the rest and applies the filters. */
-static __always_inline void record(struct sk_buff *skb, struct pd_step *st, struct net_device *dev)
+/* First half of record(): parses the packet and finds its entry, creating
+ * it when the packet matches the filters. NULL: the packet is not
+ * followed, and the caller can skip everything else. */
+static __always_inline struct pd_track *track_begin(struct sk_buff *skb, struct pd_step *st, const bool btf)
 {
 	if (!cfg_path)
-		return;
+		return NULL;
 	__u64 key = (__u64)skb;
 	set_cur_skb(key);
-	if (parse_skb(skb, &st->t))
-		return;
-	st->ts = bpf_ktime_get_ns();
-	struct pd_track *tr = track_get(key, st);
-	if (!tr)
-		return;
+	if (parse_skb(skb, &st->t, btf))
+		return NULL;
+	return track_get(key, st);
+}
+
+/* Second half of record(): fills the rest of the step and appends it. The
+ * caller fills point and the point-specific fields. */
+static __always_inline void track_step(struct pd_track *tr, struct sk_buff *skb, struct pd_step *st,
+				       struct net_device *dev, const bool btf)
+{
 	if (!dev)
-		dev = BPF_CORE_READ(skb, dev);
+		dev = btf ? skb->dev : BPF_CORE_READ(skb, dev);
 	if (dev) {
-		st->ifindex = BPF_CORE_READ(dev, ifindex);
+		st->ifindex = btf ? dev->ifindex : BPF_CORE_READ(dev, ifindex);
 		if (!st->netns)
-			st->netns = dev_netns(dev);
+			st->netns = dev_netns(dev, btf);
 	}
 	if (!st->netns)
-		st->netns = skb_netns(skb);
-	st->mark = BPF_CORE_READ(skb, mark);
-	st->ctinfo = skb_ctinfo(skb);
+		st->netns = skb_netns(skb, btf);
+	st->mark = btf ? skb->mark : BPF_CORE_READ(skb, mark);
+	st->ctinfo = skb_ctinfo(skb, btf);
 
 	/* A netfilter hook bracketed by several links is one step: keep the
 	 * highest priority reached, unless the packet changed (NAT). */
@@ -158,4 +166,12 @@ static __always_inline void record(struct sk_buff *skb, struct pd_step *st, stru
 		return;
 	}
 	append(tr, st);
+}
+
+/* Records one step of a packet's path and applies the filters. */
+static __always_inline void record(struct sk_buff *skb, struct pd_step *st, struct net_device *dev, const bool btf)
+{
+	struct pd_track *tr = track_begin(skb, st, btf);
+	if (tr)
+		track_step(tr, skb, st, dev, btf);
 }

@@ -60,6 +60,13 @@ const (
 	PktdropPdKindPD_KIND_TRACE PktdropPdKind = 2
 )
 
+type PktdropPdNfMemo struct {
+	_       structs.HostLayout
+	Skb     uint64
+	Tag     uint32
+	Tracked uint32
+}
+
 type PktdropPdPoint uint32
 
 const (
@@ -130,6 +137,7 @@ const (
 	PktdropMapCurSkb                      = "cur_skb"
 	PktdropMapEvents                      = "events"
 	PktdropMapKret                        = "kret"
+	PktdropMapNfMemo                      = "nf_memo"
 	PktdropMapScratch                     = "scratch"
 	PktdropMapTrackZero                   = "track_zero"
 	PktdropMapTracks                      = "tracks"
@@ -198,6 +206,7 @@ const (
 	PktdropVarCfgSrcOn                    = "cfg_src_on"
 	PktdropVarCfgSrcPlen                  = "cfg_src_plen"
 	PktdropVarCfgTrace                    = "cfg_trace"
+	PktdropVarCfgWakeupBytes              = "cfg_wakeup_bytes"
 	PktdropVarUnusedCounter               = "unused_counter"
 	PktdropVarUnusedEvent                 = "unused_event"
 	PktdropVarUnusedKind                  = "unused_kind"
@@ -296,6 +305,7 @@ type PktdropMapSpecs struct {
 	CurSkb    *ebpf.MapSpec `ebpf:"cur_skb"`
 	Events    *ebpf.MapSpec `ebpf:"events"`
 	Kret      *ebpf.MapSpec `ebpf:"kret"`
+	NfMemo    *ebpf.MapSpec `ebpf:"nf_memo"`
 	Scratch   *ebpf.MapSpec `ebpf:"scratch"`
 	TrackZero *ebpf.MapSpec `ebpf:"track_zero"`
 	Tracks    *ebpf.MapSpec `ebpf:"tracks"`
@@ -330,6 +340,7 @@ type PktdropVariableSpecs struct {
 	CfgSrcOn        *ebpf.VariableSpec `ebpf:"cfg_src_on"`
 	CfgSrcPlen      *ebpf.VariableSpec `ebpf:"cfg_src_plen"`
 	CfgTrace        *ebpf.VariableSpec `ebpf:"cfg_trace"`
+	CfgWakeupBytes  *ebpf.VariableSpec `ebpf:"cfg_wakeup_bytes"`
 	UnusedCounter   *ebpf.VariableSpec `ebpf:"unused_counter"`
 	UnusedEvent     *ebpf.VariableSpec `ebpf:"unused_event"`
 	UnusedKind      *ebpf.VariableSpec `ebpf:"unused_kind"`
@@ -360,6 +371,7 @@ type PktdropMaps struct {
 	CurSkb    *ebpf.Map `ebpf:"cur_skb"`
 	Events    *ebpf.Map `ebpf:"events"`
 	Kret      *ebpf.Map `ebpf:"kret"`
+	NfMemo    *ebpf.Map `ebpf:"nf_memo"`
 	Scratch   *ebpf.Map `ebpf:"scratch"`
 	TrackZero *ebpf.Map `ebpf:"track_zero"`
 	Tracks    *ebpf.Map `ebpf:"tracks"`
@@ -371,6 +383,7 @@ func (m *PktdropMaps) Close() error {
 		m.CurSkb,
 		m.Events,
 		m.Kret,
+		m.NfMemo,
 		m.Scratch,
 		m.TrackZero,
 		m.Tracks,
@@ -406,6 +419,7 @@ type PktdropVariables struct {
 	CfgSrcOn        *ebpf.Variable `ebpf:"cfg_src_on"`
 	CfgSrcPlen      *ebpf.Variable `ebpf:"cfg_src_plen"`
 	CfgTrace        *ebpf.Variable `ebpf:"cfg_trace"`
+	CfgWakeupBytes  *ebpf.Variable `ebpf:"cfg_wakeup_bytes"`
 	UnusedCounter   *ebpf.Variable `ebpf:"unused_counter"`
 	UnusedEvent     *ebpf.Variable `ebpf:"unused_event"`
 	UnusedKind      *ebpf.Variable `ebpf:"unused_kind"`

@@ -152,10 +152,17 @@ func (b *Bench) bench(ctx context.Context) error {
 			return err
 		}
 	}
-	if on("storm") {
+	if on("storm") || on("cost") {
 		if err := b.topo.InstallDrop(); err != nil {
 			return err
 		}
+	}
+	if on("cost") {
+		if err := b.cost(ctx); err != nil {
+			return err
+		}
+	}
+	if on("storm") {
 		if err := b.storms(ctx, &r); err != nil {
 			return err
 		}

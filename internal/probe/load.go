@@ -81,6 +81,12 @@ func Load(cfg Config) (*Set, error) {
 	if cfg.RingBufSize != 0 {
 		spec.Maps["events"].MaxEntries = cfg.RingBufSize
 	}
+	// The reader is woken once an eighth of the ring is used and polls on
+	// a timer below that (tracer.pollInterval): a wakeup per event would
+	// cost more than the event at high rates.
+	if err := spec.Variables["cfg_wakeup_bytes"].Set(uint64(spec.Maps["events"].MaxEntries / 8)); err != nil {
+		return nil, fmt.Errorf("set cfg_wakeup_bytes: %w", err)
+	}
 
 	mapsOnly := &ebpf.CollectionSpec{Maps: spec.Maps, Variables: spec.Variables, Types: spec.Types}
 	coll, err := ebpf.NewCollection(mapsOnly)

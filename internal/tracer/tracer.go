@@ -24,8 +24,10 @@ type Options struct {
 	Netns []string
 }
 
-// pollInterval bounds how long Run takes to notice that ctx ended.
-const pollInterval = 100 * time.Millisecond
+// pollInterval bounds how long Run takes to notice that ctx ended, and how
+// long an event can wait in the ring buffer: the probes wake the reader
+// only once a backlog builds up (cfg_wakeup_bytes).
+const pollInterval = 50 * time.Millisecond
 
 // Tracer owns the attached probes and the ring buffer reader.
 type Tracer struct {
