@@ -185,12 +185,9 @@ func ipError(r *report.Report, sys System) {
 
 func noRoute(r *report.Report, sys System) {
 	r.Cause = "no_route"
-	table := ""
-	for i := len(r.Path) - 1; i >= 0; i-- {
-		if d := r.Path[i].Detail; r.Path[i].Where == "route" && strings.HasPrefix(d, "table ") {
-			table, _, _ = strings.Cut(strings.TrimPrefix(d, "table "), ":")
-			break
-		}
+	table := lookupTable(r, true)
+	if table == "" {
+		table = lookupTable(r, false)
 	}
 	if ip := net.ParseIP(r.Dst); ip != nil {
 		if _, err := sys.RouteGet(r.Netns, ip, netns.RouteOptions{}); err != nil {
@@ -206,6 +203,25 @@ func noRoute(r *report.Report, sys System) {
 		r.Explanation += ", arriving on " + r.Iface
 	}
 	r.Hint = "add a route for " + r.Dst + " in netns " + r.NetnsName + " (`ip route add <subnet> via <gateway>`) or a default route"
+}
+
+// lookupTable is the routing table of the last lookup for this packet's
+// destination on the path, of a failed one if failed. Lookups after the
+// failure are the kernel routing its ICMP error back to the sender (other
+// destination, often table local) and must not be named instead.
+func lookupTable(r *report.Report, failed bool) string {
+	for i := len(r.Path) - 1; i >= 0; i-- {
+		s := r.Path[i]
+		if s.Where != "route" || !strings.HasPrefix(s.Detail, "table ") || (s.Dst != "" && s.Dst != r.Dst) {
+			continue
+		}
+		if failed && !strings.Contains(s.Detail, "no route") {
+			continue
+		}
+		table, _, _ := strings.Cut(strings.TrimPrefix(s.Detail, "table "), ":")
+		return table
+	}
+	return ""
 }
 
 func noSocket(r *report.Report, _ System) {
