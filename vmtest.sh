@@ -9,6 +9,7 @@
 #   VM_TEST_RUN=<regexp>       passed to the test binaries as -test.run
 #   VM_TIMEOUT=900             seconds per kernel, boot and tests together
 #   VM_KVM=auto|yes|no         auto: KVM only if a probe guest boots under it
+#   VM_JOBS=1                  kernels booted at the same time
 #   VM_VERBOSE=1               also stream guest output to the terminal
 #   VMTEST_REFRESH=1           look for newer kernel packages than the cached ones
 # Downloads, test binaries and guest logs live in .cache/vmtest/ (git-ignored).
@@ -26,6 +27,7 @@ VM_KVM=${VM_KVM:-auto}
 VM_KVM_PROBE_TIMEOUT=${VM_KVM_PROBE_TIMEOUT:-30}
 VM_MEMORY=${VM_MEMORY:-2G}
 VM_VERBOSE=${VM_VERBOSE:-0}
+VM_JOBS=${VM_JOBS:-1}
 VMTEST_REFRESH=${VMTEST_REFRESH:-0}
 CACHE=$REPO/.cache/vmtest
 
@@ -139,6 +141,9 @@ build_tests() {
 	local manifest=$CACHE/bin/manifest ip dir name
 	rm -f "$CACHE"/bin/*.test "$CACHE/bin/pktdrop" "$manifest"
 	touch "$manifest"
+	# A copy, so that editing .ci/vm.sh during a run cannot change it under
+	# the bash that is reading it in a guest.
+	cp "$REPO/.ci/vm.sh" "$CACHE/bin/vm.sh"
 	# shellcheck disable=SC2086 # VM_TEST_PKGS is a list of patterns
 	while read -r ip dir; do
 		[[ -n $ip ]] || continue
@@ -194,36 +199,41 @@ kvm_mode() {
 	echo no
 }
 
-# run_kernel <version> <kvm>: boot one kernel, run the suite, add its line to
-# the summary. Top-level tests are the unindented "--- PASS/FAIL" lines.
+# run_kernel <version> <kvm>: boot one kernel and run the suite in it. Writes
+# the kernel's summary line to summary.<version> and, on failure, the end of
+# its log to <version>.tail, so that parallel runs print in order at the end.
 run_kernel() {
-	local ver=$1 kvm=$2 img out envs t0 tb t1 rc=0 reason='' kname pass fail first
+	local ver=$1 kvm=$2 img out envs t0 tb t1 rc=0 reason='' kname pass fail skip first running
 	img=$(first "$CACHE/kernels/$ver"/boot/vmlinuz-*)
 	out=$CACHE/logs/$ver.log
-	rm -f "$out" "$out.booted"
-	# The guest starts with a clean environment; pass on what the tests read.
-	envs=$(printf '%q ' "CI=${CI:-}" PKTDROP_VM=1 "VM_TEST_RUN=$VM_TEST_RUN")
+	rm -f "$out" "$out.booted" "$CACHE/logs/$ver.tail" "$CACHE/summary.$ver"
+	# The guest starts with a clean environment; pass on what the tests read
+	# (PATH too, so they find go, nft, perf... where they would on the host).
+	envs=$(printf '%q ' "CI=${CI:-}" PKTDROP_VM=1 "VM_TEST_RUN=$VM_TEST_RUN" "PATH=$PATH")
 	[[ ! -x $CACHE/bin/pktdrop ]] || envs+=$(printf '%q ' "PKTDROP_BIN=$CACHE/bin/pktdrop")
 	t0=$EPOCHREALTIME
 	vng_run "$out" "$VM_TIMEOUT" "$kvm" "$img" \
-		"env $envs bash $(printf %q "$REPO/.ci/vm.sh") $(printf %q "$CACHE/bin/manifest")" || rc=$?
+		"env $envs bash $(printf %q "$CACHE/bin/vm.sh") $(printf %q "$CACHE/bin/manifest")" || rc=$?
 	t1=$EPOCHREALTIME
 	tb=$(cat "$out.booted" 2>/dev/null || echo 0)
-	log "$(awk -v v="$ver" -v m="$([[ $kvm == yes ]] && echo kvm || echo tcg)" -v a="$t0" -v b="$tb" -v c="$t1" \
-		'BEGIN { if (b == 0) printf "kernel %s: %s, no boot after %.0fs", v, m, c - a
-		         else printf "kernel %s: %s, boot %.0fs, tests %.0fs", v, m, b - a, c - b }'), log $out"
 
 	kname=$(sed -n 's/^VMTEST-BOOTED //p' "$out" | head -n1)
-	# A binary that exits non-zero without a FAIL line of its own (TestMain,
-	# -test.timeout, a crash outside a test) counts as one failure.
-	read -r pass fail first < <(awk '
-		/^VMTEST-RUN / { nf = 0 }
+	# Top-level tests are the unindented "--- " lines. A binary that exits
+	# non-zero without a FAIL line of its own (TestMain, -test.timeout, a
+	# crash outside a test) counts as one failure.
+	read -r pass fail skip running first < <(awk '
+		/^VMTEST-RUN / { nf = 0; running = $2; sub(/.*\//, "", running) }
 		/^--- PASS: / { pass++ }
+		/^--- SKIP: / { skip++ }
 		/^--- FAIL: / { fail++; nf++; if (first == "") first = $3 }
-		/^VMTEST-EXIT / && $3 != 0 && nf == 0 { fail++; if (first == "") first = $2 " exited " $3 }
-		END { print pass + 0, fail + 0, first }' "$out")
+		/^VMTEST-EXIT / { running = "-"; if ($3 != 0 && nf == 0) { fail++; if (first == "") first = $2 " exited " $3 } }
+		END { print pass + 0, fail + 0, skip + 0, (running == "" ? "-" : running), first }' "$out")
+	log "$(awk -v v="$ver" -v m="$([[ $kvm == yes ]] && echo kvm || echo tcg)" -v a="$t0" -v b="$tb" -v c="$t1" \
+		'BEGIN { if (b == 0) printf "kernel %s: %s, no boot after %.0fs", v, m, c - a
+		         else printf "kernel %s: %s, boot %.0fs, tests %.0fs", v, m, b - a, c - b }'), $pass passed, $fail failed, $skip skipped; log $out"
 	if ((rc == 124 || rc == 137)); then
 		reason="timed out after ${VM_TIMEOUT}s"
+		[[ $running == - ]] || reason+=" in $running"
 	elif [[ -z $kname ]]; then
 		reason="guest did not boot (vng exit $rc)"
 	elif ! grep -q '^VMTEST-DONE' "$out"; then
@@ -232,13 +242,11 @@ run_kernel() {
 	fi
 	kname=${kname:-"$ver ($(cat "$CACHE/kernels/$ver/.complete"))"}
 	if [[ -z $reason ]] && ((fail == 0)); then
-		echo "kernel $kname: PASS $pass tests" >>"$CACHE/summary"
-		return 0
+		echo "kernel $kname: PASS $pass tests" >"$CACHE/summary.$ver"
+	else
+		tail -n 30 "$out" >"$CACHE/logs/$ver.tail"
+		echo "kernel $kname: FAIL $fail/$((pass + fail)) (${reason:-$first})" >"$CACHE/summary.$ver"
 	fi
-	log "kernel $ver failed; last lines of $out:"
-	tail -n 30 "$out" | sed 's/^/  | /' >&2
-	echo "kernel $kname: FAIL $fail/$((pass + fail)) (${reason:-$first})" >>"$CACHE/summary"
-	return 1
 }
 
 # --- main --------------------------------------------------------------------
@@ -249,8 +257,23 @@ log "host packages and kernels ready in $((SECONDS - t_start))s"
 build_tests
 kvm=$(kvm_mode "$(first "$CACHE/kernels/${KLIST[0]}"/boot/vmlinuz-*)")
 if [[ $kvm == yes ]]; then log "boot mode: kvm"; else log "boot mode: tcg (software emulation, --disable-kvm)"; fi
-rm -f "$CACHE/summary"
+# Guests spend much of their time waiting (boot, timeouts in tests), so a
+# few at once finish sooner even on 2 cores.
+running=0
+for k in "${KLIST[@]}"; do
+	if ((running >= VM_JOBS)); then wait -n || true; ((running--)); fi
+	run_kernel "$k" "$kvm" &
+	((++running))
+done
+wait
 status=0
-for k in "${KLIST[@]}"; do run_kernel "$k" "$kvm" || status=1; done
-cat "$CACHE/summary"
+for k in "${KLIST[@]}"; do
+	[[ -f $CACHE/logs/$k.tail ]] || continue
+	log "kernel $k failed; last lines of $CACHE/logs/$k.log:"
+	sed 's/^/  | /' "$CACHE/logs/$k.tail" >&2
+done
+for k in "${KLIST[@]}"; do
+	cat "$CACHE/summary.$k" 2>/dev/null || echo "kernel $k: FAIL 0/0 (no result; see $CACHE/logs/$k.log)"
+	grep -q ': PASS ' "$CACHE/summary.$k" 2>/dev/null || status=1
+done
 exit "$status"

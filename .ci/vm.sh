@@ -33,7 +33,8 @@ while read -r bin dir; do
 	echo "VMTEST-RUN $bin"
 	args=(-test.v)
 	[[ -n ${VM_TEST_RUN:-} ]] && args+=(-test.run "$VM_TEST_RUN")
+	start=$SECONDS
 	(cd "$dir" && "$bin" "${args[@]}")
-	echo "VMTEST-EXIT ${bin##*/} $?"
+	echo "VMTEST-EXIT ${bin##*/} $? $((SECONDS - start))s"
 done <"$manifest"
 echo "VMTEST-DONE"
