@@ -19,6 +19,7 @@ type Writer struct {
 	w       io.Writer
 	json    bool
 	enc     *json.Encoder
+	buf     []byte // reused for each JSON line
 	summary *Summary
 }
 
@@ -41,6 +42,13 @@ func New(w io.Writer, format string) (*Writer, error) {
 func (o *Writer) Write(r *report.Report) error {
 	o.summary.Add(r)
 	if o.json {
+		if fastJSON {
+			var ok bool
+			if o.buf, ok = appendReport(o.buf[:0], r); ok {
+				_, err := o.w.Write(o.buf)
+				return err
+			}
+		}
 		return o.enc.Encode(r)
 	}
 	_, err := io.WriteString(o.w, Text(r))
