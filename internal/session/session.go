@@ -3,6 +3,7 @@
 package session
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -46,7 +47,11 @@ const maxNetns = 256
 
 // Run traces until ctx ends, Count reports were written or Duration passed.
 func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
-	out, err := output.New(stdout, o.Output)
+	// Reports are buffered and flushed whenever the ring buffer has been
+	// read empty: a burst costs a few writes instead of one per report,
+	// and a lone report still goes out at once.
+	bw := bufio.NewWriterSize(stdout, 64<<10)
+	out, err := output.New(bw, o.Output)
 	if err != nil {
 		return &filter.UsageError{Flag: "output", Value: o.Output, Msg: "want text or json"}
 	}
@@ -124,10 +129,19 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 		undecodable.Add(1)
 		fmt.Fprintf(stderr, "pktdrop: skipped an event: %v\n", err)
 	}
+	flush := func() error {
+		if err := bw.Flush(); err != nil {
+			return fmt.Errorf("write output: %w", err)
+		}
+		return nil
+	}
 	if attr == nil {
-		err = tr.Run(ctx, func(ev *event.Event) error { return emit(e.build(ev)) }, bad)
+		err = tr.RunIdle(ctx, func(ev *event.Event) error { return emit(e.build(ev)) }, bad, flush)
 	} else {
-		err = runWithRules(ctx, tr, e, attr, emit, bad)
+		err = runWithRules(ctx, tr, e, attr, emit, bad, flush)
+	}
+	if ferr := flush(); err == nil {
+		err = ferr
 	}
 	c, cerr := tr.Counters()
 	sumTo := stdout
@@ -147,7 +161,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 // for its rule decision without holding up the ring buffer reader; the
 // queue keeps the kernel's order.
 func runWithRules(ctx context.Context, tr *tracer.Tracer, e *enricher, attr *rules.Attributor,
-	emit func(*report.Report) error, bad func(error)) error {
+	emit func(*report.Report) error, bad func(error), flush func() error) error {
 	pending := make(chan *report.Report, 4096)
 	errc := make(chan error, 1)
 	go func() {
@@ -157,9 +171,11 @@ func runWithRules(ctx context.Context, tr *tracer.Tracer, e *enricher, attr *rul
 				continue
 			}
 			if rules.Needs(r) && attr.Attach(r, time.Now().Add(rules.Wait)) {
-				cause.Infer(r, e.res)
+				cause.Infer(r, e.sys)
 			}
-			werr = emit(r)
+			if werr = emit(r); werr == nil && len(pending) == 0 {
+				werr = flush()
+			}
 		}
 		errc <- werr
 	}()
@@ -222,8 +238,10 @@ func missing(st []probe.Status) string {
 
 // enricher turns events into reports with names and causes.
 type enricher struct {
-	b   report.Builder
-	res *netns.Resolver
+	b     report.Builder
+	res   *netns.Resolver
+	sys   cause.System // res behind a one-second answer cache
+	names *names
 }
 
 func newEnricher(rt *reasons.Table) (*enricher, error) {
@@ -245,15 +263,17 @@ func newEnricher(rt *reasons.Table) (*enricher, error) {
 		return nil, fmt.Errorf("read monotonic clock: %w", err)
 	}
 	boot := time.Now().Add(-time.Duration(ts.Nano()))
-	return &enricher{res: res, b: report.Builder{Boot: boot, Names: report.Names{
-		Reason: rt.Name, HasReasons: rt.Available(), Symbol: syms.Format, Netns: res.Name, Device: res.DeviceName,
-		Enums: enums, Table: func(p int32) string { return probe.BracketTable(prios, p) },
-	}}}, nil
+	nm := newNames(res, rt.Name, syms.Format)
+	return &enricher{res: res, sys: cause.NewCached(res, time.Second), names: nm, b: report.Builder{Boot: boot,
+		Names: report.Names{Reason: nm.reason, HasReasons: rt.Available(), Symbol: nm.symbol, Netns: nm.netns,
+			Device: nm.device, Enums: enums, Table: func(p int32) string { return probe.BracketTable(prios, p) }},
+	}}, nil
 }
 
 func (e *enricher) build(ev *event.Event) *report.Report {
+	e.names.now = ev.Mono
 	r := e.b.Build(ev)
-	cause.Infer(r, e.res)
+	cause.Infer(r, e.sys)
 	return r
 }
 

@@ -76,21 +76,39 @@ func (t *Tracer) Status() []probe.Status { return t.set.Status }
 // Run reads events until ctx ends, calling fn for each. A record that does
 // not decode is passed to bad and skipped, never fatal.
 func (t *Tracer) Run(ctx context.Context, fn func(*event.Event) error, bad func(error)) error {
+	return t.RunIdle(ctx, fn, bad, nil)
+}
+
+// RunIdle is Run that also calls idle, when not nil, each time the ring
+// buffer has been read empty: the moment to flush buffered output, so
+// that a burst costs one write and a lone event is not held back.
+func (t *Tracer) RunIdle(ctx context.Context, fn func(*event.Event) error, bad func(error), idle func() error) error {
 	var rec ringbuf.Record
 	var ev event.Event
+	pending := false // fn was called since the last idle
+	drained := func() error {
+		if !pending || idle == nil {
+			return nil
+		}
+		pending = false
+		return idle()
+	}
 	for {
 		if ctx.Err() != nil {
-			return nil
+			return drained()
 		}
 		// ReadInto holds the reader's lock while it waits, so a deadline
 		// cannot be set from outside to wake it: wake up regularly instead.
 		t.rd.SetDeadline(time.Now().Add(pollInterval))
 		if err := t.rd.ReadInto(&rec); err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
+				if err := drained(); err != nil {
+					return err
+				}
 				continue
 			}
 			if errors.Is(err, ringbuf.ErrClosed) {
-				return nil
+				return drained()
 			}
 			return fmt.Errorf("read ring buffer: %w", err)
 		}
@@ -98,10 +116,16 @@ func (t *Tracer) Run(ctx context.Context, fn func(*event.Event) error, bad func(
 			if bad != nil {
 				bad(err)
 			}
-			continue
+		} else {
+			pending = true
+			if err := fn(&ev); err != nil {
+				return err
+			}
 		}
-		if err := fn(&ev); err != nil {
-			return err
+		if rec.Remaining == 0 {
+			if err := drained(); err != nil {
+				return err
+			}
 		}
 	}
 }

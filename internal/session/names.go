@@ -1,0 +1,91 @@
+package session
+
+import (
+	"github.com/pktdrop/pktdrop/internal/netns"
+)
+
+// names memoizes the name lookups of report.Builder for the reader
+// goroutine, which alone calls them: each report asks for a namespace
+// and device name per path step, and the resolver behind takes a lock and
+// reads the clock for each. Answers are kept for nameTTL of event time
+// (now, set from each event's timestamp, so no clock read either), which
+// the resolver's own caching already allows to be stale.
+type names struct {
+	res      *netns.Resolver
+	reasonOf func(uint32) string
+	symOf    func(uint64) string
+	now      uint64 // CLOCK_MONOTONIC ns of the event being built
+
+	netnsNames map[uint32]named
+	devNames   map[devKey]named
+	reasons    map[uint32]string // immutable answers: no expiry
+	syms       map[uint64]string
+}
+
+const (
+	nameTTL  = uint64(1e9) // ns
+	namesMax = 4096        // entries per map before it is cleared
+)
+
+type named struct {
+	name    string
+	expires uint64
+}
+
+type devKey struct{ netns, ifindex uint32 }
+
+func newNames(res *netns.Resolver, reason func(uint32) string, sym func(uint64) string) *names {
+	return &names{res: res, reasonOf: reason, symOf: sym, netnsNames: map[uint32]named{}, devNames: map[devKey]named{},
+		reasons: map[uint32]string{}, syms: map[uint64]string{}}
+}
+
+func (n *names) netns(inode uint32) string {
+	if e, ok := n.netnsNames[inode]; ok && n.now < e.expires {
+		return e.name
+	}
+	name := n.res.Name(inode)
+	if len(n.netnsNames) >= namesMax {
+		clear(n.netnsNames)
+	}
+	n.netnsNames[inode] = named{name, n.now + nameTTL}
+	return name
+}
+
+func (n *names) device(inode, ifindex uint32) string {
+	k := devKey{inode, ifindex}
+	if e, ok := n.devNames[k]; ok && n.now < e.expires {
+		return e.name
+	}
+	name := n.res.DeviceName(inode, ifindex)
+	if len(n.devNames) >= namesMax {
+		clear(n.devNames)
+	}
+	n.devNames[k] = named{name, n.now + nameTTL}
+	return name
+}
+
+// reason and symbol answer from tables loaded at start, which do not
+// change; caching saves the formatting (and its allocation) per report.
+func (n *names) reason(v uint32) string {
+	if s, ok := n.reasons[v]; ok {
+		return s
+	}
+	s := n.reasonOf(v)
+	if len(n.reasons) >= namesMax {
+		clear(n.reasons)
+	}
+	n.reasons[v] = s
+	return s
+}
+
+func (n *names) symbol(addr uint64) string {
+	if s, ok := n.syms[addr]; ok {
+		return s
+	}
+	s := n.symOf(addr)
+	if len(n.syms) >= namesMax {
+		clear(n.syms)
+	}
+	n.syms[addr] = s
+	return s
+}
