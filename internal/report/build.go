@@ -2,6 +2,7 @@ package report
 
 import (
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -12,12 +13,15 @@ import (
 
 // Names turns the kernel's numbers into names. Each func may be nil.
 type Names struct {
-	Reason     func(uint32) string
-	Symbol     func(uint64) string
-	Netns      func(uint32) string
-	Device     func(netns, ifindex uint32) string
-	Enums      *kenum.Names
-	Table      func(prio int32) string // netfilter bracket priority → next table ("" = past all)
+	Reason func(uint32) string
+	Symbol func(uint64) string
+	Netns  func(uint32) string
+	Device func(netns, ifindex uint32) string
+	Enums  *kenum.Names
+	Table  func(prio int32) string // netfilter bracket priority → next table ("" = past all)
+	// Addr, when set, renders an address (a memo of netip.Addr.String:
+	// every report renders the same few addresses again and again).
+	Addr       func(netip.Addr) string
 	HasReasons bool
 }
 
@@ -39,7 +43,7 @@ func (b *Builder) Build(ev *event.Event) *Report {
 		Ifindex:   ev.Ifindex,
 		Len:       ev.Len,
 		Mark:      ev.Mark,
-		Path:      []Step{},
+		Path:      make([]Step, 0, len(ev.Path)),
 		NAT:       []NAT{},
 		StepsLost: int(ev.StepsLost),
 	}
@@ -58,7 +62,7 @@ func (b *Builder) Build(ev *event.Event) *Report {
 	}
 	t := ev.Tuple
 	r.Family, r.Proto = Family(t.Family), Proto(t.Proto, t.Family)
-	r.Src, r.Dst, r.Sport, r.Dport = addr(t.Src), addr(t.Dst), t.Sport, t.Dport
+	r.Src, r.Dst, r.Sport, r.Dport = b.addr(t.Src), b.addr(t.Dst), t.Sport, t.Dport
 	if isICMP(t.Proto) {
 		r.ICMPType, r.ICMPCode, r.ICMPID, r.ICMPSeq = t.ICMPType, t.ICMPCode, t.ICMPID, t.ICMPSeq
 	}
@@ -92,14 +96,14 @@ func (b *Builder) path(ev *event.Event, r *Report) {
 	for i := range ev.Path {
 		s := &ev.Path[i]
 		st := Step{Where: b.where(s), Netns: s.Netns, NetnsName: b.netns(s.Netns), Iface: b.device(s.Netns, s.Ifindex),
-			Src: addr(s.Tuple.Src), Dst: addr(s.Tuple.Dst), Sport: s.Tuple.Sport, Dport: s.Tuple.Dport, Detail: b.detail(s)}
+			Src: b.addr(s.Tuple.Src), Dst: b.addr(s.Tuple.Dst), Sport: s.Tuple.Sport, Dport: s.Tuple.Dport, Detail: b.detail(s)}
 		r.Path = append(r.Path, st)
 		if s.Point == event.PointFIBLookup || s.Point == event.PointFIBValidate {
 			continue // their tuple is a lookup key, not the packet
 		}
 		if prev != nil && sameHook(prev, s) && translated(prev.Tuple, s.Tuple) {
 			r.NAT = append(r.NAT, NAT{Hook: st.Where, NetnsName: st.NetnsName,
-				Before: Tuple(addr(prev.Tuple.Src), prev.Tuple.Sport) + " > " + Tuple(addr(prev.Tuple.Dst), prev.Tuple.Dport),
+				Before: Tuple(b.addr(prev.Tuple.Src), prev.Tuple.Sport) + " > " + Tuple(b.addr(prev.Tuple.Dst), prev.Tuple.Dport),
 				After:  Tuple(st.Src, st.Sport) + " > " + Tuple(st.Dst, st.Dport),
 				By:     b.natBy(s.CtInfo)})
 		}
@@ -184,10 +188,16 @@ func (b *Builder) detail(s *event.Step) string {
 	return ""
 }
 
-func addr(a interface {
-	IsValid() bool
-	String() string
-}) string {
+func (b *Builder) addr(a netip.Addr) string {
+	if b.Names.Addr != nil && a.IsValid() {
+		return b.Names.Addr(a)
+	}
+	return addr(a)
+}
+
+// addr takes netip.Addr itself: an interface parameter would box (and
+// allocate) each address on its way in, twice per path step.
+func addr(a netip.Addr) string {
 	if !a.IsValid() {
 		return ""
 	}

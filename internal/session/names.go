@@ -1,6 +1,8 @@
 package session
 
 import (
+	"net/netip"
+
 	"github.com/pktdrop/pktdrop/internal/netns"
 )
 
@@ -20,6 +22,7 @@ type names struct {
 	devNames   map[devKey]named
 	reasons    map[uint32]string // immutable answers: no expiry
 	syms       map[uint64]string
+	addrs      map[netip.Addr]string
 }
 
 const (
@@ -36,7 +39,7 @@ type devKey struct{ netns, ifindex uint32 }
 
 func newNames(res *netns.Resolver, reason func(uint32) string, sym func(uint64) string) *names {
 	return &names{res: res, reasonOf: reason, symOf: sym, netnsNames: map[uint32]named{}, devNames: map[devKey]named{},
-		reasons: map[uint32]string{}, syms: map[uint64]string{}}
+		reasons: map[uint32]string{}, syms: map[uint64]string{}, addrs: map[netip.Addr]string{}}
 }
 
 func (n *names) netns(inode uint32) string {
@@ -87,5 +90,19 @@ func (n *names) symbol(addr uint64) string {
 		clear(n.syms)
 	}
 	n.syms[addr] = s
+	return s
+}
+
+// addr renders an address once instead of allocating a string for it
+// twice per path step of every report.
+func (n *names) addr(a netip.Addr) string {
+	if s, ok := n.addrs[a]; ok {
+		return s
+	}
+	s := a.String()
+	if len(n.addrs) >= namesMax {
+		clear(n.addrs)
+	}
+	n.addrs[a] = s
 	return s
 }

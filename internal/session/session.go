@@ -136,7 +136,24 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 		return nil
 	}
 	if attr == nil {
-		err = tr.RunIdle(ctx, func(ev *event.Event) error { return emit(e.build(ev)) }, bad, flush)
+		// Reports are not changed after emit here (unlike with --rules),
+		// so the memo may share them.
+		m := newMemo(e.b.Boot)
+		err = tr.RunWith(ctx, tracer.Handlers{
+			Raw: func(raw []byte) (bool, error) {
+				if r, ok := m.lookup(raw); ok {
+					return true, emit(r)
+				}
+				return false, nil
+			},
+			Event: func(ev *event.Event) error {
+				r := e.build(ev)
+				m.store(r)
+				return emit(r)
+			},
+			Bad:  bad,
+			Idle: flush,
+		})
 	} else {
 		err = runWithRules(ctx, tr, e, attr, emit, bad, flush)
 	}
@@ -266,7 +283,7 @@ func newEnricher(rt *reasons.Table) (*enricher, error) {
 	nm := newNames(res, rt.Name, syms.Format)
 	return &enricher{res: res, sys: cause.NewCached(res, time.Second), names: nm, b: report.Builder{Boot: boot,
 		Names: report.Names{Reason: nm.reason, HasReasons: rt.Available(), Symbol: nm.symbol, Netns: nm.netns,
-			Device: nm.device, Enums: enums, Table: func(p int32) string { return probe.BracketTable(prios, p) }},
+			Device: nm.device, Addr: nm.addr, Enums: enums, Table: func(p int32) string { return probe.BracketTable(prios, p) }},
 	}}, nil
 }
 

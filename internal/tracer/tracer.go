@@ -76,22 +76,33 @@ func (t *Tracer) Status() []probe.Status { return t.set.Status }
 // Run reads events until ctx ends, calling fn for each. A record that does
 // not decode is passed to bad and skipped, never fatal.
 func (t *Tracer) Run(ctx context.Context, fn func(*event.Event) error, bad func(error)) error {
-	return t.RunIdle(ctx, fn, bad, nil)
+	return t.RunWith(ctx, Handlers{Event: fn, Bad: bad})
 }
 
-// RunIdle is Run that also calls idle, when not nil, each time the ring
-// buffer has been read empty: the moment to flush buffered output, so
-// that a burst costs one write and a lone event is not held back.
-func (t *Tracer) RunIdle(ctx context.Context, fn func(*event.Event) error, bad func(error), idle func() error) error {
+// Handlers are what RunWith calls; any may be nil.
+type Handlers struct {
+	// Raw sees each record first; when it returns true the record is
+	// handled and neither decoded nor passed to Event.
+	Raw   func(raw []byte) (bool, error)
+	Event func(*event.Event) error
+	Bad   func(error) // a record that does not decode (skipped)
+	// Idle is called each time the ring buffer has been read empty: the
+	// moment to flush buffered output, so that a burst costs one write
+	// and a lone event is not held back.
+	Idle func() error
+}
+
+// RunWith reads events until ctx ends. See Handlers.
+func (t *Tracer) RunWith(ctx context.Context, h Handlers) error {
 	var rec ringbuf.Record
 	var ev event.Event
-	pending := false // fn was called since the last idle
+	pending := false // a record was handled since the last idle
 	drained := func() error {
-		if !pending || idle == nil {
+		if !pending || h.Idle == nil {
 			return nil
 		}
 		pending = false
-		return idle()
+		return h.Idle()
 	}
 	for {
 		if ctx.Err() != nil {
@@ -112,14 +123,24 @@ func (t *Tracer) RunIdle(ctx context.Context, fn func(*event.Event) error, bad f
 			}
 			return fmt.Errorf("read ring buffer: %w", err)
 		}
-		if err := event.Decode(rec.RawSample, &ev); err != nil {
-			if bad != nil {
-				bad(err)
-			}
-		} else {
-			pending = true
-			if err := fn(&ev); err != nil {
+		handled := false
+		if h.Raw != nil {
+			var err error
+			if handled, err = h.Raw(rec.RawSample); err != nil {
 				return err
+			}
+			pending = pending || handled
+		}
+		if !handled {
+			if err := event.Decode(rec.RawSample, &ev); err != nil {
+				if h.Bad != nil {
+					h.Bad(err)
+				}
+			} else if h.Event != nil {
+				pending = true
+				if err := h.Event(&ev); err != nil {
+					return err
+				}
 			}
 		}
 		if rec.Remaining == 0 {
