@@ -19,7 +19,7 @@ import (
 
 // releaseTimeout: the kernel frees programs and links asynchronously
 // (RCU) after the last file descriptor is closed.
-const releaseTimeout = 3 * time.Second
+const releaseTimeout = 5 * time.Second
 
 // progPrefixes are the name prefixes of pktdrop's BPF programs (names are
 // cut to 15 characters by the kernel).
@@ -31,9 +31,13 @@ var progPrefixes = []string{"tpb_", "tp_", "on_nf_", "fentry_", "fexit_", "kprob
 // and the summary. Each subtest watches its own fresh namespace (which
 // gets the netfilter links where they are used), so they run in parallel.
 func TestLeavesNothingBehind(t *testing.T) {
+	signals := []struct {
+		name string
+		sig  syscall.Signal
+	}{{"SIGKILL", syscall.SIGKILL}, {"SIGINT", syscall.SIGINT}, {"SIGTERM", syscall.SIGTERM}}
 	for _, rules := range []bool{false, true} {
-		for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGINT, syscall.SIGTERM} {
-			name := strings.ToUpper(strings.ReplaceAll(sig.String(), " ", "_"))
+		for _, sg := range signals {
+			sig, name := sg.sig, sg.name
 			if rules {
 				name += "_rules"
 			}

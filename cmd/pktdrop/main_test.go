@@ -53,13 +53,18 @@ func TestMain(m *testing.M) {
 
 func runMain(m *testing.M) int {
 	flag.Parse()
-	// The tests spend their time waiting for BPF loading and for packets,
-	// not computing: run more of them at once than GOMAXPROCS (often 2 on
-	// CI and in the VMs) unless -test.parallel says otherwise.
+	// The tests mostly wait for packets and timeouts: run more of them at
+	// once than GOMAXPROCS (often 2) unless -test.parallel says otherwise.
+	// Under emulation (vmtest.sh sets PKTDROP_VM) BPF loading is CPU-bound
+	// and slow, so fewer, lest pktdrop miss the ready timeout.
 	set := false
 	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
 	if !set {
-		_ = flag.Set("test.parallel", "8")
+		n := "8"
+		if os.Getenv("PKTDROP_VM") != "" {
+			n = "4"
+		}
+		_ = flag.Set("test.parallel", n)
 	}
 	// vmtest.sh builds the binary on the host: in the guest the source
 	// tree is read-only and there may be no Go toolchain.
@@ -130,10 +135,18 @@ func requireRoot(t *testing.T) {
 	privtest.Require(t, "pktdrop loads BPF programs")
 }
 
+// loading admits this many pktdrop processes at a time into the phase from
+// exec to ready: loading and verifying the BPF programs is CPU-bound, and
+// many at once on a small or busy machine would each miss readyTimeout.
+// Everything else (namespaces, traffic, running tracers) stays parallel.
+var loading = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
+
 // start runs pktdrop with args plus --ready-file and waits until it says
 // every probe is attached. It fails the test if pktdrop exits first.
 func start(t *testing.T, args ...string) *proc {
 	t.Helper()
+	loading <- struct{}{}
+	defer func() { <-loading }()
 	ready := filepath.Join(t.TempDir(), "ready")
 	p := &proc{t: t, done: make(chan struct{})}
 	for i, a := range args {
