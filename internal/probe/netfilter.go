@@ -131,8 +131,7 @@ func (s *Set) AttachNetfilter(nsPaths []string) error {
 			for i, p := range n.progs {
 				for _, fam := range nfFamilies {
 					for hook := link.NetfilterInetHook(0); hook < unix.NF_INET_NUMHOOKS; hook++ {
-						l, err := link.AttachNetfilter(link.NetfilterOptions{Program: p, ProtocolFamily: fam,
-							Hook: hook, Priority: prios[i]})
+						l, err := attachBracket(p, fam, hook, prios[i], i == len(prios)-1)
 						if err != nil {
 							return err
 						}
@@ -161,3 +160,30 @@ func (s *Set) AttachNetfilter(nsPaths []string) error {
 
 // NetfilterLinks tells whether netfilter links are in use.
 func (s *Set) NetfilterLinks() bool { return s.nf != nil && len(s.nf.attached) > 0 }
+
+// bracketSlack is how many priorities next to a bracket pktdrop may use.
+const bracketSlack = 8
+
+// attachBracket attaches at prio, or at a neighbouring free priority on the
+// same side of the table: the kernel allows one BPF netfilter program per
+// priority, and another pktdrop (or tool) may hold it. The step keeps the
+// bracket's canonical priority (cfg_nf_prio), so naming the table does not
+// depend on which slot was free.
+func attachBracket(p *ebpf.Program, fam link.NetfilterProtocolFamily, hook link.NetfilterInetHook, prio int32, after bool) (link.Link, error) {
+	var err error
+	for k := int32(0); k < bracketSlack; k++ {
+		at := prio - k
+		if after {
+			at = prio + k
+		}
+		var l link.Link
+		l, err = link.AttachNetfilter(link.NetfilterOptions{Program: p, ProtocolFamily: fam, Hook: hook, Priority: at})
+		if err == nil {
+			return l, nil
+		}
+		if !errors.Is(err, unix.EBUSY) {
+			return nil, err
+		}
+	}
+	return nil, fmt.Errorf("all %d priorities next to %d are taken (other pktdrop instances?): %w", bracketSlack, prio, err)
+}

@@ -47,6 +47,18 @@ func (b *Builder) Build(ev *event.Event) *Report {
 		NAT:       []NAT{},
 		StepsLost: int(ev.StepsLost),
 	}
+	t := ev.Tuple
+	if last := lastPacketStep(ev); last != nil {
+		// By the time a delivered packet is freed, skb->dev has been
+		// cleared or reused by the socket layer and its headers may be
+		// gone: where it was last seen is where it ended.
+		if ev.Kind == event.KindTrace || r.Netns == 0 {
+			r.Netns, r.Ifindex, r.Iface = last.Netns, last.Ifindex, ""
+		}
+		if t.Family == 0 {
+			t = last.Tuple
+		}
+	}
 	if ev.Kind == event.KindTrace {
 		r.Kind = "trace"
 	}
@@ -56,11 +68,10 @@ func (b *Builder) Build(ev *event.Event) *Report {
 	if ev.Location != 0 && n.Symbol != nil {
 		r.Location = n.Symbol(ev.Location)
 	}
-	r.NetnsName = b.netns(ev.Netns)
-	if r.Iface == "" && ev.Ifindex != 0 && n.Device != nil {
-		r.Iface = n.Device(ev.Netns, ev.Ifindex)
+	r.NetnsName = b.netns(r.Netns)
+	if r.Iface == "" && r.Ifindex != 0 && n.Device != nil {
+		r.Iface = n.Device(r.Netns, r.Ifindex)
 	}
-	t := ev.Tuple
 	r.Family, r.Proto = Family(t.Family), Proto(t.Proto, t.Family)
 	r.Src, r.Dst, r.Sport, r.Dport = b.addr(t.Src), b.addr(t.Dst), t.Sport, t.Dport
 	if isICMP(t.Proto) {
@@ -74,6 +85,17 @@ func (b *Builder) Build(ev *event.Event) *Report {
 	r.Table, r.Chain = ev.NFTable, ev.NFChain
 	b.path(ev, r)
 	return r
+}
+
+// lastPacketStep is the last step that saw the packet itself (route steps
+// carry a lookup key instead).
+func lastPacketStep(ev *event.Event) *event.Step {
+	for i := len(ev.Path) - 1; i >= 0; i-- {
+		if p := ev.Path[i].Point; p != event.PointFIBLookup && p != event.PointFIBValidate {
+			return &ev.Path[i]
+		}
+	}
+	return nil
 }
 
 func (b *Builder) netns(inode uint32) string {

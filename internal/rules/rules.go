@@ -6,7 +6,9 @@ package rules
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -25,7 +27,7 @@ const keep = 5 * time.Second
 
 // Attributor correlates nftrace decisions with reports.
 type Attributor struct {
-	tr *nftrace.Tracer
+	trs []*nftrace.Tracer
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced whenever a decision arrives
@@ -39,20 +41,48 @@ type entry struct {
 }
 
 // Start installs the trace tables in the namespaces and begins collecting.
+// Each namespace gets its own tracer, so that one that vanished between
+// listing and attaching (pods come and go) is skipped, not fatal; a kernel
+// that cannot guarantee the tables' removal is.
 func Start(ctx context.Context, nsPaths []string, p filter.Packet) (*Attributor, error) {
-	tr, err := nftrace.Start(ctx, nftrace.Options{Netns: nsPaths, Match: nftrace.Match{Family: p.Family, Proto: p.Proto,
-		Src: p.Src, Dst: p.Dst, Host: p.Host, Sport: p.Sport, Dport: p.Dport, Port: p.Port}})
-	if err != nil {
-		return nil, fmt.Errorf("start rule tracing (--rules): %w", err)
+	m := nftrace.Match{Family: p.Family, Proto: p.Proto, Src: p.Src, Dst: p.Dst, Host: p.Host,
+		Sport: p.Sport, Dport: p.Dport, Port: p.Port}
+	a := &Attributor{changed: make(chan struct{}), byKey: map[string][]entry{}, done: make(chan struct{})}
+	var failed []string
+	for _, path := range nsPaths {
+		tr, err := nftrace.Start(ctx, nftrace.Options{Netns: []string{path}, Match: m})
+		if errors.Is(err, nftrace.ErrOwnerUnsupported) {
+			a.Close()
+			return nil, fmt.Errorf("start rule tracing (--rules): %w", err)
+		}
+		if err != nil {
+			if _, serr := os.Stat(path); serr == nil {
+				failed = append(failed, err.Error())
+			}
+			continue
+		}
+		a.trs = append(a.trs, tr)
 	}
-	a := &Attributor{tr: tr, changed: make(chan struct{}), byKey: map[string][]entry{}, done: make(chan struct{})}
-	go a.collect()
+	if len(a.trs) == 0 {
+		return nil, fmt.Errorf("start rule tracing (--rules): %s", strings.Join(failed, "; "))
+	}
+	var wg sync.WaitGroup
+	for _, tr := range a.trs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.collect(tr)
+		}()
+	}
+	go func() {
+		wg.Wait()
+		close(a.done)
+	}()
 	return a, nil
 }
 
-func (a *Attributor) collect() {
-	defer close(a.done)
-	for d := range a.tr.Decisions() {
+func (a *Attributor) collect(tr *nftrace.Tracer) {
+	for d := range tr.Decisions() {
 		d := d
 		now := time.Now()
 		a.mu.Lock()
@@ -189,4 +219,10 @@ func keyStrings(netns uint32, proto, src, dst string, sport, dport, id, seq uint
 }
 
 // Close removes the trace tables.
-func (a *Attributor) Close() error { return a.tr.Close() }
+func (a *Attributor) Close() error {
+	var errs []error
+	for _, tr := range a.trs {
+		errs = append(errs, tr.Close())
+	}
+	return errors.Join(errs...)
+}

@@ -84,11 +84,6 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	if w := missing(tr.Status()); w != "" {
 		fmt.Fprintln(stderr, "pktdrop: "+w)
 	}
-	if o.ReadyFile != "" {
-		if err := os.WriteFile(o.ReadyFile, []byte(fmt.Sprintf("%d\n", os.Getpid())), 0o644); err != nil {
-			return fmt.Errorf("write ready file: %w", err)
-		}
-	}
 	what := "drops"
 	if o.Trace {
 		what = "drops and delivered packets"
@@ -107,6 +102,11 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer attr.Close()
+	}
+	if o.ReadyFile != "" {
+		if err := os.WriteFile(o.ReadyFile, []byte(fmt.Sprintf("%d\n", os.Getpid())), 0o644); err != nil {
+			return fmt.Errorf("write ready file: %w", err)
+		}
 	}
 	var undecodable atomic.Uint64
 	go reportLost(ctx, tr, &undecodable, stderr)
