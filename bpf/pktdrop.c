@@ -161,6 +161,10 @@ int BPF_PROG(tpb_fib_table_lookup, u32 tb_id, const struct flowi4 *flp,
 	struct pd_track *tr = bpf_map_lookup_elem(&tracks, &key);
 	if (!tr)
 		return 0;
+	/* A route lookup inside a netfilter hook (nft fib, rerouting after
+	 * NAT) comes after the hook's step: complete that step first, and let
+	 * the next bracket start a new one, as the packet moved on. */
+	nf_memo_sync(key);
 	struct pd_step *prev = last_step(tr);
 	if (!prev || prev->t.family != 4)
 		return 0;
@@ -291,60 +295,42 @@ int BPF_KRETPROBE(kretprobe_nf_hook_slow, int ret)
 
 /* The eight brackets of a hook run back to back for every packet that
  * crosses it, in every namespace: 8 programs × 2-5 hooks per packet is most
- * of pktdrop's cost on traffic it does not follow. Only the first bracket
- * of a stretch decides whether the packet is followed; the next ones on
- * this CPU reuse the answer for the same skb at the same hook. Addresses
- * and ports change only in the NAT tables, so the brackets right after
- * them (4 after DNAT, 7 after SNAT) decide afresh, and a followed packet
- * still gets a step of its own wherever NAT changed it. */
-struct pd_nf_memo {
-	__u64 skb;
-	__u32 tag;     /* hook | pf << 8 | stretch << 16 | 1 << 24 */
-	__u32 tracked; /* the packet is followed */
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct pd_nf_memo);
-} nf_memo SEC(".maps");
-
-/* A followed packet at a later bracket of the same stretch: raise the
- * hook step's priority, as track_step would after finding the packet
- * unchanged. false: the last step is not this hook's, record in full. */
-static __always_inline bool nf_link_merge(struct sk_buff *skb, __u8 hook, __u8 pf, __s32 prio)
-{
-	__u64 key = (__u64)skb;
-	struct pd_track *tr = bpf_map_lookup_elem(&tracks, &key);
-	if (!tr)
-		return false;
-	struct pd_step *prev = last_step(tr);
-	if (!prev || prev->point != PD_POINT_NF_LINK || prev->hook != hook || prev->pf != pf)
-		return false;
-	set_cur_skb(key);
-	prev->prio = prio;
-	prev->ctinfo = skb_ctinfo(skb, true);
-	return true;
-}
-
+ * of pktdrop's cost. Only the first bracket of a hook decides whether the
+ * packet is followed and records the hook's step; the next ones on this
+ * CPU reuse that answer for the same skb and, for a followed packet, only
+ * note the priority reached in the memo (nf_memo in track.h), written to
+ * the step once the packet moves on. Addresses and ports change only in
+ * the NAT tables, which need conntrack: for a packet with conntrack the
+ * brackets right after them (4 after DNAT, 7 after SNAT) decide afresh,
+ * so a translated packet still gets a step of its own. */
 static __always_inline int nf_link(struct bpf_nf_ctx *ctx, const int i)
 {
 	struct sk_buff *skb = ctx->skb;
 	const struct nf_hook_state *state = ctx->state;
-	__u32 stretch = i < 4 ? 0 : i < 7 ? 1 : 2;
-	__u32 tag = state->hook | (__u32)state->pf << 8 | stretch << 16 | 1 << 24;
-	__u32 zero = 0;
-	struct pd_nf_memo *m = bpf_map_lookup_elem(&nf_memo, &zero);
-	if (!m)
+	__u32 tag = state->hook | (__u32)state->pf << 8 | 1 << 24;
+	struct pd_nf_memos *ms = nf_memos();
+	if (!ms)
 		return PD_NF_ACCEPT;
-	if (i != 0 && i != 4 && i != 7 && m->skb == (__u64)skb && m->tag == tag) {
-		if (!m->tracked || nf_link_merge(skb, state->hook, state->pf, cfg_nf_prio[i]))
-			return PD_NF_ACCEPT;
+	struct pd_nf_memo *m = nf_memo_find(ms, (__u64)skb);
+	if (i != 0 && m && m->tag == tag && ((i != 4 && i != 7) || !skb_ctinfo(skb, true))) {
+		if (m->tracked) {
+			m->prio = cfg_nf_prio[i];
+			m->ctinfo = skb_ctinfo(skb, true);
+			m->pending = 1;
+			set_cur_skb((__u64)skb);
+		}
+		return PD_NF_ACCEPT;
 	}
+	if (!m)
+		m = &ms->e[ms->next++ & (PD_NF_MEMO_SLOTS - 1)];
+	nf_memo_flush(m);
+	m->skb = 0;
+	/* nf_enter's own sync finds nothing pending; the memo is filled after. */
+	bool tracked = nf_enter(skb, state, PD_POINT_NF_LINK, cfg_nf_prio[i], 0, true);
 	m->skb = (__u64)skb;
 	m->tag = tag;
-	m->tracked = nf_enter(skb, state, PD_POINT_NF_LINK, cfg_nf_prio[i], 0, true);
+	m->tracked = tracked;
+	m->pending = 0;
 	return PD_NF_ACCEPT;
 }
 

@@ -80,6 +80,87 @@ static __always_inline void append(struct pd_track *tr, const struct pd_step *st
 	tr->last_ts = st->ts;
 }
 
+/* What the netfilter link brackets know about the packet at the current
+ * hook on this CPU (see nf_link in pktdrop.c): whether it is followed and,
+ * if so, the highest bracket passed since its step was recorded. */
+struct pd_nf_memo {
+	__u64 skb;
+	__u32 tag;     /* hook | pf << 8 | 1 << 24 */
+	__u8 tracked;  /* the packet is followed */
+	__u8 pending;  /* prio and ctinfo are not yet in the step */
+	__u8 ctinfo;
+	__u8 _pad;
+	__s32 prio;
+	__u32 _pad2;
+};
+
+/* A few per CPU: a softirq that runs another packet through its hooks in
+ * the middle of this one's (TCP ACKs under a sender) then takes another
+ * slot instead of evicting this packet's memo. Found by comparing skb
+ * addresses: the verifier allows no arithmetic on an skb pointer, so
+ * they cannot be hashed. */
+#define PD_NF_MEMO_SLOTS 4
+
+struct pd_nf_memos {
+	struct pd_nf_memo e[PD_NF_MEMO_SLOTS];
+	__u32 next; /* slot to reuse next, round robin */
+	__u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pd_nf_memos);
+} nf_memo SEC(".maps");
+
+static __always_inline struct pd_nf_memos *nf_memos(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&nf_memo, &zero);
+}
+
+/* The slot holding skb, or NULL. */
+static __always_inline struct pd_nf_memo *nf_memo_find(struct pd_nf_memos *ms, __u64 skb)
+{
+#pragma unroll
+	for (int i = 0; i < PD_NF_MEMO_SLOTS; i++)
+		if (ms->e[i].skb == skb)
+			return &ms->e[i];
+	return NULL;
+}
+
+/* Writes the priority the memo's packet reached into its hook step. */
+static __always_inline void nf_memo_flush(struct pd_nf_memo *m)
+{
+	if (!m->pending)
+		return;
+	m->pending = 0;
+	__u64 key = m->skb;
+	struct pd_track *tr = bpf_map_lookup_elem(&tracks, &key);
+	if (!tr)
+		return;
+	struct pd_step *prev = last_step(tr);
+	if (prev && prev->point == PD_POINT_NF_LINK && prev->hook == (__u8)m->tag && prev->pf == (__u8)(m->tag >> 8)) {
+		prev->prio = m->prio;
+		prev->ctinfo = m->ctinfo;
+	}
+}
+
+/* Called before anything else records skb or reports it: the hook it was
+ * in is over, so its step is completed and the memo forgets the packet. */
+static __always_inline void nf_memo_sync(__u64 skb)
+{
+	struct pd_nf_memos *ms = nf_memos();
+	if (!ms)
+		return;
+	struct pd_nf_memo *m = nf_memo_find(ms, skb);
+	if (!m)
+		return;
+	nf_memo_flush(m);
+	m->skb = 0;
+}
+
 /* Returns the packet's entry, creating it when the packet matches the
  * filters. st->t must already be parsed; st->ts is set when an entry is
  * returned. The clock is read only then: most packets match nothing. */
@@ -132,6 +213,7 @@ static __always_inline struct pd_track *track_begin(struct sk_buff *skb, struct 
 		return NULL;
 	__u64 key = (__u64)skb;
 	set_cur_skb(key);
+	nf_memo_sync(key);
 	if (parse_skb(skb, &st->t, btf))
 		return NULL;
 	return track_get(key, st);

@@ -60,11 +60,21 @@ const (
 	PktdropPdKindPD_KIND_TRACE PktdropPdKind = 2
 )
 
-type PktdropPdNfMemo struct {
-	_       structs.HostLayout
-	Skb     uint64
-	Tag     uint32
-	Tracked uint32
+type PktdropPdNfMemos struct {
+	_ structs.HostLayout
+	E [4]struct {
+		_       structs.HostLayout
+		Skb     uint64
+		Tag     uint32
+		Tracked uint8
+		Pending uint8
+		Ctinfo  uint8
+		Pad     uint8
+		Prio    int32
+		Pad2    uint32
+	}
+	Next uint32
+	Pad  uint32
 }
 
 type PktdropPdPoint uint32
