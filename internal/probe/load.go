@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -49,6 +50,10 @@ type Set struct {
 	progs []*ebpf.Program
 	links []link.Link
 	nf    *nfState
+
+	gates  gates
+	loadMu sync.Mutex
+	loaded map[string]*loadResult // prefetched loads not yet handed out
 }
 
 // Load loads the maps and attaches every probe point it can.
@@ -89,12 +94,13 @@ func Load(cfg Config) (*Set, error) {
 	}
 
 	mapsOnly := &ebpf.CollectionSpec{Maps: spec.Maps, Variables: spec.Variables, Types: spec.Types}
-	coll, err := ebpf.NewCollection(mapsOnly)
+	coll, err := ebpf.NewCollectionWithOptions(mapsOnly, ebpf.CollectionOptions{Cache: btfCache})
 	if err != nil {
 		return nil, fmt.Errorf("create BPF maps: %w", explain(err))
 	}
 	s := &Set{spec: spec, maps: coll.Maps, Events: coll.Maps["events"], Counters: coll.Maps["counters"],
-		Tracks: coll.Maps["tracks"]}
+		Tracks: coll.Maps["tracks"], loaded: map[string]*loadResult{}}
+	s.prefetch(cfg)
 
 	for _, p := range Points() {
 		st := Status{Point: p.Name, Why: p.Why}
@@ -112,6 +118,11 @@ func Load(cfg Config) (*Set, error) {
 					st.Failures = append(st.Failures, fmt.Sprintf("%s: %s", o.mech, why))
 					continue
 				}
+			}
+			// The reason a failed load would give, without the load.
+			if why := s.gates.check(o); why != "" {
+				st.Failures = append(st.Failures, fmt.Sprintf("%s: %s", o.mech, why))
+				continue
 			}
 			if err := s.attach(o); err != nil {
 				st.Failures = append(st.Failures, fmt.Sprintf("%s: %s", o.mech, classify(o.mech, err)))
@@ -162,14 +173,29 @@ func (s *Set) attach(o option) error {
 
 // loadProgram loads one program against the shared maps. Programs are
 // loaded one by one so that one the kernel refuses does not sink the rest.
+// A program prefetched (being loaded in the background) is waited for.
 func (s *Set) loadProgram(name string) (*ebpf.Program, error) {
+	s.loadMu.Lock()
+	r := s.loaded[name]
+	delete(s.loaded, name) // each load is handed out once
+	s.loadMu.Unlock()
+	if r != nil {
+		<-r.done
+		return r.prog, r.err
+	}
+	return s.loadNow(name)
+}
+
+func (s *Set) loadNow(name string) (*ebpf.Program, error) {
 	ps, ok := s.spec.Programs[name]
 	if !ok {
 		return nil, fmt.Errorf("no program %s in BPF object", name)
 	}
 	one := &ebpf.CollectionSpec{Maps: s.spec.Maps, Variables: s.spec.Variables, Types: s.spec.Types,
 		Programs: map[string]*ebpf.ProgramSpec{name: ps}}
-	coll, err := ebpf.NewCollectionWithOptions(one, ebpf.CollectionOptions{MapReplacements: s.maps})
+	// One BTF cache for every load: without it each program's CO-RE
+	// relocations decode the kernel's BTF afresh.
+	coll, err := ebpf.NewCollectionWithOptions(one, ebpf.CollectionOptions{MapReplacements: s.maps, Cache: btfCache})
 	if err != nil {
 		return nil, explain(err)
 	}
@@ -219,6 +245,17 @@ func (s *Set) Close() error {
 	}
 	for _, m := range s.maps {
 		errs = append(errs, m.Close())
+	}
+	// Prefetched programs nobody asked for.
+	s.loadMu.Lock()
+	left := s.loaded
+	s.loaded = nil
+	s.loadMu.Unlock()
+	for _, r := range left {
+		<-r.done
+		if r.prog != nil {
+			errs = append(errs, r.prog.Close())
+		}
 	}
 	return errors.Join(errs...)
 }

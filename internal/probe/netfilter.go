@@ -26,8 +26,21 @@ var bracketEnum = []string{"NF_IP_PRI_RAW", "NF_IP_PRI_CONNTRACK", "NF_IP_PRI_MA
 // bracketPriorities reads the table priorities from the kernel's BTF
 // (enum nf_ip_hook_priorities) rather than assuming them.
 func bracketPriorities() ([8]int32, error) {
+	prioOnce.Do(func() { prioVal, prioErr = readBracketPriorities() })
+	return prioVal, prioErr
+}
+
+// The priorities are asked for at load, at each netns rescan and by the
+// report builder: read them once.
+var (
+	prioOnce sync.Once
+	prioVal  [8]int32
+	prioErr  error
+)
+
+func readBracketPriorities() ([8]int32, error) {
 	var out [8]int32
-	spec, err := btf.LoadKernelSpec()
+	spec, err := btfCache.Kernel()
 	if err != nil {
 		return out, fmt.Errorf("load kernel BTF: %w (pktdrop needs a kernel with CONFIG_DEBUG_INFO_BTF=y, /sys/kernel/btf/vmlinux)", err)
 	}
@@ -101,7 +114,7 @@ func (s *Set) AttachNetfilter(nsPaths []string) error {
 		defer func() { s.Status = append(s.Status, st) }()
 		s.nf = &nfState{attached: map[uint64]bool{}}
 		for i := 0; i < 8; i++ {
-			p, err := s.loadProgram(fmt.Sprintf("on_nf_%d", i))
+			p, err := s.loadProgram(nfProgName(i))
 			if err != nil {
 				st.Failures = append(st.Failures, fmt.Sprintf("%s: %s", NFLink, classify(NFLink, err)))
 				return fmt.Errorf("load netfilter program: %w", err)
