@@ -39,7 +39,10 @@ const (
 // still runs, and the caller falls back to the kernel's own counters.
 func recordDrops(t *testing.T, fn func() error) (drops []drop, ok bool) {
 	t.Helper()
+	t0 := time.Now()
 	p, err := startPerf(t.TempDir())
+	// How long perf took is what to tune the timeouts by under emulation.
+	t.Logf("perf record: %s to start", time.Since(t0).Round(time.Second))
 	if err != nil {
 		t.Logf("perf cannot record here, checking kernel counters only: %v", err)
 		if err := fn(); err != nil {
