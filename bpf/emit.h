@@ -86,12 +86,12 @@ static __always_inline void on_free(struct sk_buff *skb, __u64 location, __u32 r
 	if (kind == PD_KIND_DROP && !reason_match(reason))
 		goto out;
 
-	struct net_device *dev = btf ? skb->dev : BPF_CORE_READ(skb, dev);
+	struct net_device *dev = BPF_CORE_READ(skb, dev);
 	__builtin_memset(ev->ifname, 0, sizeof(ev->ifname));
 	ev->ifindex = 0;
 	if (dev) {
 		bpf_probe_read_kernel_str(ev->ifname, sizeof(ev->ifname), dev->name);
-		ev->ifindex = btf ? dev->ifindex : BPF_CORE_READ(dev, ifindex);
+		ev->ifindex = BPF_CORE_READ(dev, ifindex);
 	}
 	if (!ifname_match(ev->ifname))
 		goto out;

@@ -215,21 +215,24 @@ static __always_inline bool ifname_match(const char *name)
 	return true;
 }
 
+/* Pointers are followed with CO-RE reads even where plain loads would do:
+ * the verifier checks each load of a kernel pointer against its list of
+ * trusted types by a linear search of the kernel's BTF, which multiplied
+ * by the paths it explores made loading several times slower. These run
+ * only for followed packets. */
 static __always_inline __u32 dev_netns(struct net_device *dev, const bool btf)
 {
-	if (btf)
-		return dev->nd_net.net->ns.inum;
 	return BPF_CORE_READ(dev, nd_net.net, ns.inum);
 }
 
 static __always_inline __u32 skb_netns(struct sk_buff *skb, const bool btf)
 {
-	struct net_device *dev = btf ? skb->dev : BPF_CORE_READ(skb, dev);
+	struct net_device *dev = BPF_CORE_READ(skb, dev);
 	if (dev)
 		return dev_netns(dev, btf);
-	struct sock *sk = btf ? skb->sk : BPF_CORE_READ(skb, sk);
+	struct sock *sk = BPF_CORE_READ(skb, sk);
 	if (sk)
-		return btf ? sk->__sk_common.skc_net.net->ns.inum : BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+		return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 	return 0;
 }
 

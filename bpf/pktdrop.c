@@ -209,15 +209,15 @@ static __always_inline bool nf_enter(struct sk_buff *skb, const struct nf_hook_s
 	struct pd_track *tr = track_begin(skb, &st, btf);
 	if (!tr)
 		return false;
-	struct net_device *out = btf ? state->out : BPF_CORE_READ(state, out);
+	struct net_device *out = BPF_CORE_READ(state, out); /* pointers: see dev_netns */
 	st.point = point;
 	st.hook = btf ? state->hook : BPF_CORE_READ(state, hook);
 	st.pf = btf ? state->pf : BPF_CORE_READ(state, pf);
-	st.netns = btf ? state->net->ns.inum : BPF_CORE_READ(state, net, ns.inum);
+	st.netns = BPF_CORE_READ(state, net, ns.inum);
 	st.prio = prio;
 	st.ret = ret;
 	if (out)
-		st.aux = btf ? out->ifindex : BPF_CORE_READ(out, ifindex);
+		st.aux = BPF_CORE_READ(out, ifindex);
 	track_step(tr, skb, &st, NULL, btf);
 	return true;
 }

@@ -225,9 +225,9 @@ static __always_inline void track_step(struct pd_track *tr, struct sk_buff *skb,
 				       struct net_device *dev, const bool btf)
 {
 	if (!dev)
-		dev = btf ? skb->dev : BPF_CORE_READ(skb, dev);
+		dev = BPF_CORE_READ(skb, dev); /* pointers: see dev_netns */
 	if (dev) {
-		st->ifindex = btf ? dev->ifindex : BPF_CORE_READ(dev, ifindex);
+		st->ifindex = BPF_CORE_READ(dev, ifindex);
 		if (!st->netns)
 			st->netns = dev_netns(dev, btf);
 	}
