@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
@@ -18,10 +19,14 @@ import (
 // and the programs that will be used loaded in parallel.
 
 // btfCache is the kernel's BTF, decoded once for all loads and lookups.
-var btfCache = btf.NewCache()
+var btfCache atomic.Pointer[btf.Cache]
+
+func init() { btfCache.Store(btf.NewCache()) }
+
+func kernelBTF() *btf.Cache { return btfCache.Load() }
 
 // KernelSpec is the running kernel's BTF from the shared cache.
-func KernelSpec() (*btf.Spec, error) { return btfCache.Kernel() }
+func KernelSpec() (*btf.Spec, error) { return kernelBTF().Kernel() }
 
 // gates remembers, for mechanisms that the kernel refuses as a whole, why:
 // a point then records that reason without paying a failed load.
@@ -69,7 +74,7 @@ func (g *gates) check(o option) string {
 // program for the same reason; any other failure (a missing function, say)
 // proves nothing, and the points are then tried one by one.
 func fentryRefused() string {
-	kernel, err := btfCache.Kernel()
+	kernel, err := kernelBTF().Kernel()
 	if err != nil {
 		return ""
 	}
@@ -153,3 +158,8 @@ func (s *Set) prefetch(cfg Config) {
 }
 
 func nfProgName(i int) string { return "on_nf_" + strconv.Itoa(i) }
+
+// ReleaseBTF drops the decoded kernel BTF once everything is loaded: it is
+// tens of megabytes that a long run has no use for. A later load decodes
+// it again.
+func ReleaseBTF() { btfCache.Store(btf.NewCache()) }

@@ -94,7 +94,7 @@ func Load(cfg Config) (*Set, error) {
 	}
 
 	mapsOnly := &ebpf.CollectionSpec{Maps: spec.Maps, Variables: spec.Variables, Types: spec.Types}
-	coll, err := ebpf.NewCollectionWithOptions(mapsOnly, ebpf.CollectionOptions{Cache: btfCache})
+	coll, err := ebpf.NewCollectionWithOptions(mapsOnly, ebpf.CollectionOptions{Cache: kernelBTF()})
 	if err != nil {
 		return nil, fmt.Errorf("create BPF maps: %w", explain(err))
 	}
@@ -195,7 +195,7 @@ func (s *Set) loadNow(name string) (*ebpf.Program, error) {
 		Programs: map[string]*ebpf.ProgramSpec{name: ps}}
 	// One BTF cache for every load: without it each program's CO-RE
 	// relocations decode the kernel's BTF afresh.
-	coll, err := ebpf.NewCollectionWithOptions(one, ebpf.CollectionOptions{MapReplacements: s.maps, Cache: btfCache})
+	coll, err := ebpf.NewCollectionWithOptions(one, ebpf.CollectionOptions{MapReplacements: s.maps, Cache: kernelBTF()})
 	if err != nil {
 		return nil, explain(err)
 	}

@@ -3,6 +3,7 @@ package probe
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 
@@ -40,7 +41,7 @@ var (
 
 func readBracketPriorities() ([8]int32, error) {
 	var out [8]int32
-	spec, err := btfCache.Kernel()
+	spec, err := kernelBTF().Kernel()
 	if err != nil {
 		return out, fmt.Errorf("load kernel BTF: %w (pktdrop needs a kernel with CONFIG_DEBUG_INFO_BTF=y, /sys/kernel/btf/vmlinux)", err)
 	}
@@ -132,33 +133,62 @@ func (s *Set) AttachNetfilter(nsPaths []string) error {
 	if err != nil {
 		return err
 	}
-	var failed []string
-	tried := 0
+	type job struct {
+		path  string
+		ino   uint64
+		links []link.Link
+		err   error
+	}
+	var jobs []*job
+	seen := map[uint64]bool{}
 	for _, path := range nsPaths {
 		var sb unix.Stat_t
-		if err := unix.Stat(path, &sb); err != nil || n.attached[sb.Ino] {
+		if err := unix.Stat(path, &sb); err != nil || n.attached[sb.Ino] || seen[sb.Ino] {
 			continue // gone already, or done
 		}
-		tried++
-		err := netns.DoPath(path, func() error {
-			for i, p := range n.progs {
-				for _, fam := range nfFamilies {
-					for hook := link.NetfilterInetHook(0); hook < unix.NF_INET_NUMHOOKS; hook++ {
-						l, err := attachBracket(p, fam, hook, prios[i], i == len(prios)-1)
-						if err != nil {
-							return err
+		seen[sb.Ino] = true
+		jobs = append(jobs, &job{path: path, ino: sb.Ino})
+	}
+	// Namespaces are attached in parallel: each link costs the kernel a
+	// hook registration, and there are 80 per namespace.
+	work := make(chan *job, len(jobs))
+	for _, j := range jobs {
+		work <- j
+	}
+	close(work)
+	var wg sync.WaitGroup
+	for w := 0; w < min(runtime.NumCPU(), len(jobs)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range work {
+				j.err = netns.DoPath(j.path, func() error {
+					for i, p := range n.progs {
+						for _, fam := range nfFamilies {
+							for hook := link.NetfilterInetHook(0); hook < unix.NF_INET_NUMHOOKS; hook++ {
+								l, err := attachBracket(p, fam, hook, prios[i], i == len(prios)-1)
+								if err != nil {
+									return err
+								}
+								j.links = append(j.links, l)
+							}
 						}
-						n.links = append(n.links, l)
 					}
-				}
+					return nil
+				})
 			}
-			return nil
-		})
-		if err != nil {
-			failed = append(failed, fmt.Sprintf("%s: %s", path, oneLine(err)))
+		}()
+	}
+	wg.Wait()
+	var failed []string
+	tried := len(jobs)
+	for _, j := range jobs {
+		n.links = append(n.links, j.links...)
+		if j.err != nil {
+			failed = append(failed, fmt.Sprintf("%s: %s", j.path, oneLine(j.err)))
 			continue
 		}
-		n.attached[sb.Ino] = true
+		n.attached[j.ino] = true
 	}
 	if first && tried > 0 && len(failed) == tried {
 		st.Failures = append(st.Failures, fmt.Sprintf("%s: %s", NFLink, strings.Join(failed, "; ")))

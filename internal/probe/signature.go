@@ -29,14 +29,14 @@ func firstParam(fn, want string) func() (bool, string) {
 
 func findFunc(name string) (*btf.Func, error) {
 	var f *btf.Func
-	spec, err := btfCache.Kernel()
+	spec, err := kernelBTF().Kernel()
 	if err != nil {
 		return nil, fmt.Errorf("load kernel BTF: %w", err)
 	}
 	if err := spec.TypeByName(name, &f); err == nil {
 		return f, nil
 	}
-	cache := btfCache
+	cache := kernelBTF()
 	mods, err := cache.Modules()
 	if err != nil {
 		return nil, fmt.Errorf("%s not in kernel BTF", name)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -17,7 +18,6 @@ import (
 	"github.com/pktdrop/pktdrop/internal/cause"
 	"github.com/pktdrop/pktdrop/internal/event"
 	"github.com/pktdrop/pktdrop/internal/filter"
-	"github.com/pktdrop/pktdrop/internal/kenum"
 	"github.com/pktdrop/pktdrop/internal/ksym"
 	"github.com/pktdrop/pktdrop/internal/netns"
 	"github.com/pktdrop/pktdrop/internal/output"
@@ -61,6 +61,12 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	if err := preflight(); err != nil {
 		return err
 	}
+	// The BTF decode every program load needs runs while the drop
+	// reasons are read. What only reports need (kernel symbols, enum
+	// names) is loaded once the probes are attached: on two CPUs it would
+	// otherwise compete with the verifier for them.
+	go func() { _, _ = probe.KernelSpec() }()
+	bg := newBackground()
 	rt, err := reasons.Load()
 	if err != nil {
 		return fmt.Errorf("read drop reasons: %w", err)
@@ -69,7 +75,11 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	e, err := newEnricher(rt)
+	// Unreadable or hidden symbols fail here, before attaching, as ever.
+	if err := checkKallsyms(); err != nil {
+		return fmt.Errorf("read kernel symbols: %w", err)
+	}
+	e, err := newEnricher(rt, bg, stderr)
 	if err != nil {
 		return err
 	}
@@ -81,6 +91,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer tr.Close()
+	probe.ReleaseBTF()
 	if w := missing(tr.Status()); w != "" {
 		fmt.Fprintln(stderr, "pktdrop: "+w)
 	}
@@ -108,6 +119,8 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 			return fmt.Errorf("write ready file: %w", err)
 		}
 	}
+	bg.start()
+
 	var undecodable atomic.Uint64
 	go reportLost(ctx, tr, &undecodable, stderr)
 	go e.followNetns(ctx, tr, f)
@@ -259,17 +272,14 @@ type enricher struct {
 	res   *netns.Resolver
 	sys   cause.System // res behind a one-second answer cache
 	names *names
+
+	bg     *background
+	once   sync.Once
+	table  *ksym.Table
+	stderr io.Writer
 }
 
-func newEnricher(rt *reasons.Table) (*enricher, error) {
-	syms, err := ksym.Load("/proc/kallsyms")
-	if err != nil {
-		return nil, fmt.Errorf("read kernel symbols: %w", err)
-	}
-	enums, err := kenum.Load()
-	if err != nil {
-		return nil, err
-	}
+func newEnricher(rt *reasons.Table, bg *background, stderr io.Writer) (*enricher, error) {
 	prios, err := probe.Priorities()
 	if err != nil {
 		return nil, err
@@ -280,14 +290,18 @@ func newEnricher(rt *reasons.Table) (*enricher, error) {
 		return nil, fmt.Errorf("read monotonic clock: %w", err)
 	}
 	boot := time.Now().Add(-time.Duration(ts.Nano()))
-	nm := newNames(res, rt.Name, syms.Format)
-	return &enricher{res: res, sys: cause.NewCached(res, time.Second), names: nm, b: report.Builder{Boot: boot,
+	e := &enricher{res: res, sys: cause.NewCached(res, time.Second), bg: bg, stderr: stderr}
+	nm := newNames(res, rt.Name, e.symbol)
+	e.names = nm
+	e.b = report.Builder{Boot: boot,
 		Names: report.Names{Reason: nm.reason, HasReasons: rt.Available(), Symbol: nm.symbol, Netns: nm.netns,
-			Device: nm.device, Addr: nm.addr, Enums: enums, Table: func(p int32) string { return probe.BracketTable(prios, p) }},
-	}}, nil
+			Device: nm.device, Addr: nm.addr, Table: func(p int32) string { return probe.BracketTable(prios, p) }},
+	}
+	return e, nil
 }
 
 func (e *enricher) build(ev *event.Event) *report.Report {
+	e.finish()
 	e.names.now = ev.Mono
 	r := e.b.Build(ev)
 	cause.Infer(r, e.sys)

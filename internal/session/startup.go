@@ -1,0 +1,99 @@
+package session
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/cilium/ebpf/btf"
+
+	"github.com/pktdrop/pktdrop/internal/kenum"
+	"github.com/pktdrop/pktdrop/internal/ksym"
+)
+
+// background loads, once the probes are attached, what only reports need: the
+// kernel symbol table (parsing /proc/kallsyms takes a few hundred
+// milliseconds of CPU) and the kernel's enum names (a walk over all of its
+// BTF). The first report waits for them; readiness does not.
+type background struct {
+	syms  chan symbols
+	enums chan enumNames
+}
+
+type symbols struct {
+	t   *ksym.Table
+	err error
+}
+
+type enumNames struct {
+	n   *kenum.Names
+	err error
+}
+
+func newBackground() *background {
+	return &background{syms: make(chan symbols, 1), enums: make(chan enumNames, 1)}
+}
+
+// start starts the loads; finish waits for them.
+func (bg *background) start() {
+	go func() {
+		t, err := ksym.Load(ksym.DefaultPath)
+		bg.syms <- symbols{t, err}
+	}()
+	go func() {
+		// A BTF of its own, dropped once read: the walk decodes every type,
+		// which the shared cache must not keep for the whole run.
+		spec, err := btf.LoadKernelSpec()
+		if err != nil {
+			bg.enums <- enumNames{nil, fmt.Errorf("load kernel BTF: %w", err)}
+			return
+		}
+		n, err := kenum.FromSpec(spec)
+		bg.enums <- enumNames{n, err}
+	}()
+}
+
+// checkKallsyms fails the way ksym.Load would on a kernel that hides or
+// withholds its symbols, reading only the first line.
+func checkKallsyms() error {
+	f, err := os.Open(ksym.DefaultPath)
+	if err != nil {
+		return fmt.Errorf("open kernel symbols: %w", err)
+	}
+	defer f.Close()
+	line, err := bufio.NewReader(f).ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("read %s: %w", ksym.DefaultPath, err)
+	}
+	addr, _, _ := strings.Cut(line, " ")
+	if v, err := strconv.ParseUint(addr, 16, 64); err == nil && v == 0 {
+		return ksym.ErrRestricted
+	}
+	return nil
+}
+
+// finish waits, once, for the background loads; what failed is said once
+// and leaves reports with raw addresses or numeric hooks.
+func (e *enricher) finish() {
+	e.once.Do(func() {
+		s := <-e.bg.syms
+		if s.err != nil {
+			fmt.Fprintf(e.stderr, "pktdrop: read kernel symbols: %v (locations stay addresses)\n", s.err)
+		}
+		e.table = s.t
+		en := <-e.bg.enums
+		if en.err != nil {
+			fmt.Fprintf(e.stderr, "pktdrop: read kernel enums: %v (hooks stay numbers)\n", en.err)
+		}
+		e.b.Names.Enums = en.n
+	})
+}
+
+func (e *enricher) symbol(addr uint64) string {
+	if e.table == nil {
+		return "0x" + strconv.FormatUint(addr, 16)
+	}
+	return e.table.Format(addr)
+}
