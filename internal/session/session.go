@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -61,12 +62,13 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	if err := preflight(); err != nil {
 		return err
 	}
-	// The BTF decode every program load needs runs while the drop
-	// reasons are read. What only reports need (kernel symbols, enum
-	// names) is loaded once the probes are attached: on two CPUs it would
-	// otherwise compete with the verifier for them.
+	// What does not depend on the filters loads meanwhile: the BTF decode
+	// every program load needs, and what reports need (kernel symbols,
+	// enum names), which is waited for before pktdrop says it is ready
+	// (a storm already under way must not find the reader waiting).
 	go func() { _, _ = probe.KernelSpec() }()
 	bg := newBackground()
+	bg.start()
 	rt, err := reasons.Load()
 	if err != nil {
 		return fmt.Errorf("read drop reasons: %w", err)
@@ -91,7 +93,12 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer tr.Close()
+	e.finish()
 	probe.ReleaseBTF()
+	// Start-up decoded the kernel's BTF and read every kernel symbol: give
+	// the memory that is garbage now back to the system before the run,
+	// rather than keep it as heap (tens of MiB) for all of it.
+	debug.FreeOSMemory()
 	if w := missing(tr.Status()); w != "" {
 		fmt.Fprintln(stderr, "pktdrop: "+w)
 	}
@@ -119,7 +126,6 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 			return fmt.Errorf("write ready file: %w", err)
 		}
 	}
-	bg.start()
 
 	var undecodable atomic.Uint64
 	go reportLost(ctx, tr, &undecodable, stderr)

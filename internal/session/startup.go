@@ -6,20 +6,21 @@ import (
 	"os"
 	"strconv"
 	"strings"
-
-	"github.com/cilium/ebpf/btf"
+	"sync"
 
 	"github.com/pktdrop/pktdrop/internal/kenum"
 	"github.com/pktdrop/pktdrop/internal/ksym"
+	"github.com/pktdrop/pktdrop/internal/probe"
 )
 
-// background loads, once the probes are attached, what only reports need: the
+// background loads, while the probes load, what only reports need: the
 // kernel symbol table (parsing /proc/kallsyms takes a few hundred
 // milliseconds of CPU) and the kernel's enum names (a walk over all of its
-// BTF). The first report waits for them; readiness does not.
+// BTF).
 type background struct {
-	syms  chan symbols
-	enums chan enumNames
+	done  chan struct{} // both loads finished
+	syms  symbols
+	enums enumNames
 }
 
 type symbols struct {
@@ -33,25 +34,32 @@ type enumNames struct {
 }
 
 func newBackground() *background {
-	return &background{syms: make(chan symbols, 1), enums: make(chan enumNames, 1)}
+	return &background{done: make(chan struct{})}
 }
 
 // start starts the loads; finish waits for them.
 func (bg *background) start() {
 	go func() {
-		t, err := ksym.Load(ksym.DefaultPath)
-		bg.syms <- symbols{t, err}
-	}()
-	go func() {
-		// A BTF of its own, dropped once read: the walk decodes every type,
-		// which the shared cache must not keep for the whole run.
-		spec, err := btf.LoadKernelSpec()
-		if err != nil {
-			bg.enums <- enumNames{nil, fmt.Errorf("load kernel BTF: %w", err)}
-			return
-		}
-		n, err := kenum.FromSpec(spec)
-		bg.enums <- enumNames{n, err}
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			t, err := ksym.Load(ksym.DefaultPath)
+			bg.syms = symbols{t, err}
+		}()
+		go func() {
+			defer wg.Done()
+			// The BTF decoded for the program loads (released after).
+			spec, err := probe.KernelSpec()
+			if err != nil {
+				bg.enums = enumNames{nil, fmt.Errorf("load kernel BTF: %w", err)}
+				return
+			}
+			n, err := kenum.FromSpec(spec)
+			bg.enums = enumNames{n, err}
+		}()
+		wg.Wait()
+		close(bg.done)
 	}()
 }
 
@@ -78,12 +86,13 @@ func checkKallsyms() error {
 // and leaves reports with raw addresses or numeric hooks.
 func (e *enricher) finish() {
 	e.once.Do(func() {
-		s := <-e.bg.syms
+		<-e.bg.done
+		s := e.bg.syms
 		if s.err != nil {
 			fmt.Fprintf(e.stderr, "pktdrop: read kernel symbols: %v (locations stay addresses)\n", s.err)
 		}
 		e.table = s.t
-		en := <-e.bg.enums
+		en := e.bg.enums
 		if en.err != nil {
 			fmt.Fprintf(e.stderr, "pktdrop: read kernel enums: %v (hooks stay numbers)\n", en.err)
 		}
