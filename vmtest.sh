@@ -45,17 +45,6 @@ log() { printf 'vmtest: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 2; }
 first() { printf '%s\n' "$1"; } # first match of a glob
 
-[[ $(id -u) == 0 ]] || die "must run as root (apt, qemu, module loading)"
-read -ra KLIST <<<"$KERNELS"
-((${#KLIST[@]})) || die "KERNELS is empty; choose from: 5.10 6.1 6.12"
-for k in "${KLIST[@]}"; do
-	[[ -n ${KSPEC[$k]:-} ]] || die "kernel '$k' is not available; choose from: 5.10 6.1 6.12"
-done
-mkdir -p "$CACHE"/{debs,kernels,bin,logs}
-# Runs share the cache, the test binaries and the logs: one at a time.
-exec 9>"$CACHE/lock"
-flock -n 9 || { log "waiting for another vmtest.sh run to finish"; flock 9; }
-
 # --- host packages -----------------------------------------------------------
 apt_updated=0
 apt_setup() {
@@ -138,7 +127,7 @@ fetch_kernel() {
 # Tests are compiled on the host; the guest only runs them. The manifest lists
 # "<binary> <package dir>" so the guest can run each one where its testdata is.
 build_tests() {
-	local manifest=$CACHE/bin/manifest ip dir name
+	local manifest=$CACHE/bin/manifest ip dir name t_build=$SECONDS
 	rm -f "$CACHE"/bin/*.test "$CACHE/bin/pktdrop" "$manifest"
 	touch "$manifest"
 	# A copy, so that editing .ci/vm.sh during a run cannot change it under
@@ -156,7 +145,7 @@ build_tests() {
 		log "building pktdrop"
 		(cd "$REPO" && go build -o "$CACHE/bin/pktdrop" ./cmd/pktdrop) || die "building ./cmd/pktdrop failed"
 	fi
-	log "$(wc -l <"$manifest") test binaries from: $VM_TEST_PKGS"
+	log "$(wc -l <"$manifest") test binaries from: $VM_TEST_PKGS (built in $((SECONDS - t_build))s)"
 }
 
 # --- guests --------------------------------------------------------------------
@@ -250,30 +239,46 @@ run_kernel() {
 }
 
 # --- main --------------------------------------------------------------------
-t_start=$SECONDS
-install_host_pkgs
-for k in "${KLIST[@]}"; do fetch_kernel "$k"; done
-log "host packages and kernels ready in $((SECONDS - t_start))s"
-build_tests
-kvm=$(kvm_mode "$(first "$CACHE/kernels/${KLIST[0]}"/boot/vmlinuz-*)")
-if [[ $kvm == yes ]]; then log "boot mode: kvm"; else log "boot mode: tcg (software emulation, --disable-kvm)"; fi
-# Guests spend much of their time waiting (boot, timeouts in tests), so a
-# few at once finish sooner even on 2 cores.
-running=0
-for k in "${KLIST[@]}"; do
-	if ((running >= VM_JOBS)); then wait -n || true; ((running--)); fi
-	run_kernel "$k" "$kvm" &
-	((++running))
-done
-wait
-status=0
-for k in "${KLIST[@]}"; do
-	[[ -f $CACHE/logs/$k.tail ]] || continue
-	log "kernel $k failed; last lines of $CACHE/logs/$k.log:"
-	sed 's/^/  | /' "$CACHE/logs/$k.tail" >&2
-done
-for k in "${KLIST[@]}"; do
-	cat "$CACHE/summary.$k" 2>/dev/null || echo "kernel $k: FAIL 0/0 (no result; see $CACHE/logs/$k.log)"
-	grep -q ': PASS ' "$CACHE/summary.$k" 2>/dev/null || status=1
-done
-exit "$status"
+# Everything runs from main, called on the last line, so bash has read the
+# whole file before it starts: editing or pulling vmtest.sh during a run
+# cannot change the run.
+main() {
+	local k kvm running=0 status=0 t_start=$SECONDS
+	[[ $(id -u) == 0 ]] || die "must run as root (apt, qemu, module loading)"
+	read -ra KLIST <<<"$KERNELS"
+	((${#KLIST[@]})) || die "KERNELS is empty; choose from: 5.10 6.1 6.12"
+	for k in "${KLIST[@]}"; do
+		[[ -n ${KSPEC[$k]:-} ]] || die "kernel '$k' is not available; choose from: 5.10 6.1 6.12"
+	done
+	mkdir -p "$CACHE"/{debs,kernels,bin,logs}
+	# Runs share the cache, the test binaries and the logs: one at a time.
+	exec 9>"$CACHE/lock"
+	flock -n 9 || { log "waiting for another vmtest.sh run to finish"; flock 9; }
+
+	install_host_pkgs
+	for k in "${KLIST[@]}"; do fetch_kernel "$k"; done
+	log "host packages and kernels ready in $((SECONDS - t_start))s"
+	build_tests
+	kvm=$(kvm_mode "$(first "$CACHE/kernels/${KLIST[0]}"/boot/vmlinuz-*)")
+	if [[ $kvm == yes ]]; then log "boot mode: kvm"; else log "boot mode: tcg (software emulation, --disable-kvm)"; fi
+	# VM_JOBS > 1 overlaps guests; on 2 cores that only pays while guests
+	# wait rather than compute.
+	for k in "${KLIST[@]}"; do
+		if ((running >= VM_JOBS)); then wait -n || true; ((running--)); fi
+		run_kernel "$k" "$kvm" &
+		((++running))
+	done
+	wait
+	for k in "${KLIST[@]}"; do
+		[[ -f $CACHE/logs/$k.tail ]] || continue
+		log "kernel $k failed; last lines of $CACHE/logs/$k.log:"
+		sed 's/^/  | /' "$CACHE/logs/$k.tail" >&2
+	done
+	for k in "${KLIST[@]}"; do
+		cat "$CACHE/summary.$k" 2>/dev/null || echo "kernel $k: FAIL 0/0 (no result; see $CACHE/logs/$k.log)"
+		grep -q ': PASS ' "$CACHE/summary.$k" 2>/dev/null || status=1
+	done
+	return "$status"
+}
+
+main "$@"

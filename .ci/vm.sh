@@ -4,6 +4,7 @@
 # privileged tests need, then runs each test binary listed in <manifest>
 # ("<binary> <package source dir>" per line). Lines starting with VMTEST- are
 # read by vmtest.sh; everything else is test output for the log.
+# No -e: a failing modprobe or test binary must not stop the ones after it.
 set -uo pipefail
 manifest=$1
 
