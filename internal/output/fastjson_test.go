@@ -160,3 +160,37 @@ func BenchmarkJSONEncoders(b *testing.B) {
 		}
 	})
 }
+
+// WriteRepeat must write exactly what Write writes for a report that
+// differs from the one its tail came from only in time.
+func TestWriteRepeatMatchesWrite(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, format := range Formats {
+		for i := 0; i < 2000; i++ {
+			r := randReport(rng)
+			if format == "text" {
+				r.Time = r.Time.UTC()
+			}
+			var tail []byte
+			var want, got bytes.Buffer
+			wWant, _ := New(&want, format)
+			wGot, _ := New(&got, format)
+			for k := 0; k < 3; k++ {
+				rk := *r
+				rk.Time = r.Time.Add(time.Duration(k) * 1234567 * time.Nanosecond)
+				if err := wWant.Write(&rk); err != nil {
+					t.Fatal(err)
+				}
+				if err := wGot.WriteRepeat(&rk, &tail); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if !bytes.Equal(got.Bytes(), want.Bytes()) {
+				t.Fatalf("%s report %d:\n got %q\nwant %q", format, i, got.Bytes(), want.Bytes())
+			}
+			if wGot.Summary().Drops+wGot.Summary().Traces != 3 {
+				t.Fatalf("%s: summary counted %d reports, want 3", format, wGot.Summary().Drops+wGot.Summary().Traces)
+			}
+		}
+	}
+}

@@ -3,10 +3,12 @@
 package output
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/pktdrop/pktdrop/internal/report"
 )
@@ -55,8 +57,62 @@ func (o *Writer) Write(r *report.Report) error {
 	return err
 }
 
+// WriteRepeat writes r like Write, reusing *tail, the output of r after
+// its time (filled here on first use): a storm of identical drops then
+// costs a time stamp and a copy per report, not a full rendering. Every
+// report written with the same tail must differ from the first at most in
+// Time; the caller drops the tail when that no longer holds.
+func (o *Writer) WriteRepeat(r *report.Report, tail *[]byte) error {
+	if len(*tail) == 0 {
+		if !o.json {
+			*tail = append((*tail)[:0], textAfterTime(r)...)
+		} else if fastJSON {
+			var ok bool
+			if o.buf, ok = appendReport(o.buf[:0], r); ok {
+				*tail = append((*tail)[:0], o.buf[jsonTimeEnd(o.buf):]...)
+			}
+		}
+		if len(*tail) == 0 {
+			return o.Write(r) // no tail (encoding/json fallback): render in full
+		}
+	}
+	o.summary.Add(r)
+	if o.json {
+		// Time.MarshalJSON's bounds, as in appendReport.
+		if y := r.Time.Year(); y < 0 || y > 9999 {
+			return o.enc.Encode(r)
+		}
+		if _, off := r.Time.Zone(); off%60 != 0 {
+			return o.enc.Encode(r)
+		}
+		o.buf = append(o.buf[:0], `{"time":"`...)
+		o.buf = r.Time.AppendFormat(o.buf, time.RFC3339Nano)
+	} else {
+		o.buf = r.Time.AppendFormat(o.buf[:0], textTime)
+	}
+	o.buf = append(o.buf, *tail...)
+	_, err := o.w.Write(o.buf)
+	return err
+}
+
+// jsonTimeEnd is the offset of the quote that closes the time value in a
+// line from appendReport.
+func jsonTimeEnd(line []byte) int {
+	const prefix = len(`{"time":"`)
+	return prefix + bytes.IndexByte(line[prefix:], '"')
+}
+
+// textAfterTime is Text(r) without its leading time stamp.
+func textAfterTime(r *report.Report) string {
+	t := Text(r)
+	return t[len(r.Time.Format(textTime)):]
+}
+
 // Summary returns the counts so far.
 func (o *Writer) Summary() *Summary { return o.summary }
+
+// textTime is how the text output stamps a report.
+const textTime = "15:04:05.000000"
 
 // Text renders one report as a block of lines.
 func Text(r *report.Report) string {
@@ -65,7 +121,7 @@ func Text(r *report.Report) string {
 	if r.Kind == "trace" {
 		verb = "TRACE"
 	}
-	fmt.Fprintf(&b, "%s %s %s\n", r.Time.Format("15:04:05.000000"), verb, Packet(r))
+	fmt.Fprintf(&b, "%s %s %s\n", r.Time.Format(textTime), verb, Packet(r))
 	at := []string{}
 	if r.NetnsName != "" {
 		at = append(at, "netns "+r.NetnsName)

@@ -19,7 +19,7 @@ import (
 // while so that it costs nothing.
 type memo struct {
 	boot    time.Time
-	entries map[string]memoEntry
+	entries map[string]*memoEntry
 	key     []byte // the last key looked up, for store
 	keyOK   bool
 	mono    uint64 // its event time
@@ -32,6 +32,7 @@ type memo struct {
 type memoEntry struct {
 	r       report.Report
 	expires uint64
+	out     []byte // the rendered report after its time (output.WriteRepeat)
 }
 
 const (
@@ -52,19 +53,20 @@ var (
 )
 
 func newMemo(boot time.Time) *memo {
-	return &memo{boot: boot, entries: map[string]memoEntry{}}
+	return &memo{boot: boot, entries: map[string]*memoEntry{}}
 }
 
 // lookup returns the report for raw when an equal event was built less
-// than memoTTL ago; the report is valid until the next lookup.
-func (m *memo) lookup(raw []byte) (*report.Report, bool) {
+// than memoTTL ago, valid until the next lookup, and the entry's rendered
+// output to reuse.
+func (m *memo) lookup(raw []byte) (*report.Report, *[]byte, bool) {
 	m.keyOK = false
 	if m.bypass > 0 {
 		m.bypass--
-		return nil, false
+		return nil, nil, false
 	}
 	if len(raw) < memoPathOff || (len(raw)-memoPathOff)%memoStepSize != 0 {
-		return nil, false // malformed: the decoder will say so
+		return nil, nil, false // malformed: the decoder will say so
 	}
 	m.key = append(m.key[:0], raw...)
 	m.mono = binary.LittleEndian.Uint64(raw[memoTsOff:])
@@ -76,8 +78,8 @@ func (m *memo) lookup(raw []byte) (*report.Report, bool) {
 	}
 	m.keyOK = true
 	m.lookups++
-	e, ok := m.entries[string(m.key)]
-	hit := ok && m.mono < e.expires
+	e := m.entries[string(m.key)]
+	hit := e != nil && m.mono < e.expires
 	if hit {
 		m.hits++
 	}
@@ -89,11 +91,11 @@ func (m *memo) lookup(raw []byte) (*report.Report, bool) {
 		m.lookups, m.hits = 0, 0
 	}
 	if !hit {
-		return nil, false
+		return nil, nil, false
 	}
 	m.scratch = e.r
 	m.scratch.Time = m.boot.Add(time.Duration(m.mono))
-	return &m.scratch, true
+	return &m.scratch, &e.out, true
 }
 
 // store remembers r as the report of the record last looked up.
@@ -105,5 +107,5 @@ func (m *memo) store(r *report.Report) {
 	if len(m.entries) >= memoMax {
 		clear(m.entries)
 	}
-	m.entries[string(m.key)] = memoEntry{r: *r, expires: m.mono + memoTTL}
+	m.entries[string(m.key)] = &memoEntry{r: *r, expires: m.mono + memoTTL}
 }

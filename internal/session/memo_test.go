@@ -20,13 +20,13 @@ func memoEvent(mono, skb uint64, cpu uint32, sport uint16) []byte {
 func TestMemoReusesReportsOfEqualEvents(t *testing.T) {
 	boot := time.Unix(1000, 0)
 	m := newMemo(boot)
-	if _, ok := m.lookup(memoEvent(1e9, 1, 0, 5000)); ok {
+	if _, _, ok := m.lookup(memoEvent(1e9, 1, 0, 5000)); ok {
 		t.Fatal("hit in an empty memo")
 	}
 	m.store(&report.Report{Kind: "drop", Cause: "netfilter", Path: []report.Step{{Where: "receive"}}})
 
 	// Only time, skb and CPU differ: the same report, with the new time.
-	r, ok := m.lookup(memoEvent(1.5e9, 2, 1, 5000))
+	r, _, ok := m.lookup(memoEvent(1.5e9, 2, 1, 5000))
 	if !ok {
 		t.Fatal("no hit for an event that differs only in time, skb and CPU")
 	}
@@ -34,15 +34,15 @@ func TestMemoReusesReportsOfEqualEvents(t *testing.T) {
 		t.Fatalf("hit = %+v", r)
 	}
 	// Anything a report shows is part of the key.
-	if _, ok := m.lookup(memoEvent(1.5e9, 1, 0, 5001)); ok {
+	if _, _, ok := m.lookup(memoEvent(1.5e9, 1, 0, 5001)); ok {
 		t.Fatal("hit for another source port")
 	}
 	// Answers expire after memoTTL of event time.
-	if _, ok := m.lookup(memoEvent(2e9+1, 1, 0, 5000)); ok {
+	if _, _, ok := m.lookup(memoEvent(2e9+1, 1, 0, 5000)); ok {
 		t.Fatal("hit after the TTL")
 	}
 	// Malformed records are left to the decoder.
-	if _, ok := m.lookup([]byte{1, 2, 3}); ok || m.keyOK {
+	if _, _, ok := m.lookup([]byte{1, 2, 3}); ok || m.keyOK {
 		t.Fatal("looked up a malformed record")
 	}
 }
@@ -50,7 +50,7 @@ func TestMemoReusesReportsOfEqualEvents(t *testing.T) {
 func TestMemoSwitchesOffWhenEventsDoNotRepeat(t *testing.T) {
 	m := newMemo(time.Unix(0, 0))
 	for i := 0; i < memoWindow; i++ {
-		if _, ok := m.lookup(memoEvent(1e9, 1, 0, uint16(i))); ok {
+		if _, _, ok := m.lookup(memoEvent(1e9, 1, 0, uint16(i))); ok {
 			t.Fatal("hit for distinct events")
 		}
 		m.store(&report.Report{})

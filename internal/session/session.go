@@ -144,6 +144,21 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 		}
 		return nil
 	}
+	// emitRepeat is emit for a memo hit: the report's rendering after its
+	// time is the memo entry's too.
+	emitRepeat := func(r *report.Report, tail *[]byte) error {
+		if o.Count > 0 && n >= o.Count {
+			return nil
+		}
+		if err := out.WriteRepeat(r, tail); err != nil {
+			return fmt.Errorf("write output: %w", err)
+		}
+		n++
+		if o.Count > 0 && n >= o.Count {
+			cancel()
+		}
+		return nil
+	}
 	bad := func(err error) {
 		undecodable.Add(1)
 		fmt.Fprintf(stderr, "pktdrop: skipped an event: %v\n", err)
@@ -160,8 +175,8 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 		m := newMemo(e.b.Boot)
 		err = tr.RunWith(ctx, tracer.Handlers{
 			Raw: func(raw []byte) (bool, error) {
-				if r, ok := m.lookup(raw); ok {
-					return true, emit(r)
+				if r, tail, ok := m.lookup(raw); ok {
+					return true, emitRepeat(r, tail)
 				}
 				return false, nil
 			},
