@@ -303,6 +303,11 @@ func (b *Bench) storm(ctx context.Context, rate float64, d time.Duration) (storm
 	life, _ := p.HWM()
 	sr.hwmLife = max(sr.hwmLife, life)
 	sr.live = p.LiveLostLines()
+	for _, l := range strings.Split(p.Stderr(), "\n") {
+		if strings.Contains(l, "events lost in the last second") {
+			b.printf("  pktdrop: %s\n", strings.TrimPrefix(l, "pktdrop: "))
+		}
+	}
 	sum, _, err := p.Stop()
 	if err != nil {
 		return sr, err
