@@ -161,6 +161,30 @@ static __always_inline void nf_memo_sync(__u64 skb)
 	m->skb = 0;
 }
 
+static __always_inline bool nf_point(__u8 point)
+{
+	return point == PD_POINT_NF_LINK || point == PD_POINT_NF_HOOK;
+}
+
+/* Past the INPUT hook a packet belongs to a local socket: nothing but its
+ * free follows. */
+static __always_inline bool delivered(const struct pd_step *s)
+{
+	return nf_point(s->point) && s->hook == bpf_core_enum_value(enum nf_inet_hooks, NF_INET_LOCAL_IN);
+}
+
+static __always_inline bool same_hook(const struct pd_step *a, const struct pd_step *b)
+{
+	return nf_point(b->point) && a->hook == b->hook && a->netns == b->netns;
+}
+
+static __always_inline void forget(struct pd_track *tr)
+{
+	tr->n = 0;
+	tr->nf_table[0] = 0;
+	tr->nf_chain[0] = 0;
+}
+
 /* Returns the packet's entry, creating it when the packet matches the
  * filters. st->t must already be parsed; st->ts is set when an entry is
  * returned. The clock is read only then: most packets match nothing. */
@@ -172,9 +196,7 @@ static __always_inline struct pd_track *track_get(__u64 key, struct pd_step *st)
 		if (st->ts - tr->last_ts < PD_TRACK_STALE_NS)
 			return tr;
 		/* Address reused by a new skb: start over, if it matches. */
-		tr->n = 0;
-		tr->nf_table[0] = 0;
-		tr->nf_chain[0] = 0;
+		forget(tr);
 		if (!tuple_match(&st->t)) {
 			bpf_map_delete_elem(&tracks, &key);
 			return NULL;
@@ -236,9 +258,22 @@ static __always_inline void track_step(struct pd_track *tr, struct sk_buff *skb,
 	st->mark = btf ? skb->mark : BPF_CORE_READ(skb, mark);
 	st->ctinfo = skb_ctinfo(skb, btf);
 
+	struct pd_step *prev = last_step(tr);
+	if (prev && delivered(prev) && !same_hook(prev, st)) {
+		/* The previous packet at this address was delivered to a local
+		 * socket and freed where no tracepoint sees it (TCP frees with
+		 * __kfree_skb): this is a new packet, not more of its path. */
+		forget(tr);
+		if (!tuple_match(&st->t)) {
+			__u64 key = (__u64)skb;
+			bpf_map_delete_elem(&tracks, &key);
+			return;
+		}
+		prev = NULL;
+	}
+
 	/* A netfilter hook bracketed by several links is one step: keep the
 	 * highest priority reached, unless the packet changed (NAT). */
-	struct pd_step *prev = last_step(tr);
 	if (prev && st->point == PD_POINT_NF_LINK && prev->point == PD_POINT_NF_LINK &&
 	    prev->hook == st->hook && prev->pf == st->pf && prev->netns == st->netns &&
 	    tuple_equal(&prev->t, &st->t)) {

@@ -113,7 +113,17 @@ func prune(es []entry, now time.Time) []entry {
 
 // Needs tells whether a report can gain from a decision.
 func Needs(r *report.Report) bool {
-	return (r.Kind == "drop" && r.Cause == "netfilter") || len(r.NAT) > 0
+	if r.Kind == "drop" && r.Cause == "netfilter" {
+		return true
+	}
+	// Later packets of a connection are translated by conntrack: no rule
+	// runs for them, so there is nothing to wait for.
+	for _, n := range r.NAT {
+		if n.By == "rule" {
+			return true
+		}
+	}
+	return false
 }
 
 // Attach waits until deadline for the decisions about r and fills in the
