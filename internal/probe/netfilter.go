@@ -1,15 +1,19 @@
 package probe
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
+	"github.com/google/nftables"
 	"golang.org/x/sys/unix"
 
 	"github.com/pktdrop/pktdrop/internal/netns"
@@ -85,7 +89,7 @@ type nfState struct {
 	mu       sync.Mutex
 	progs    []*ebpf.Program
 	links    []link.Link
-	attached map[uint64]bool // netns inodes that have links
+	attached map[uint64]nfMode // netns inode: which brackets it has
 	closed   bool
 }
 
@@ -113,7 +117,7 @@ func (s *Set) AttachNetfilter(nsPaths []string) error {
 	st := Status{Point: "netfilter hooks", Why: "which hook and table a packet reached (no nf_hook_slow)"}
 	if first {
 		defer func() { s.Status = append(s.Status, st) }()
-		s.nf = &nfState{attached: map[uint64]bool{}}
+		s.nf = &nfState{attached: map[uint64]nfMode{}}
 		for i := 0; i < 8; i++ {
 			p, err := s.loadProgram(nfProgName(i))
 			if err != nil {
@@ -136,6 +140,8 @@ func (s *Set) AttachNetfilter(nsPaths []string) error {
 	type job struct {
 		path  string
 		ino   uint64
+		have  nfMode
+		mode  nfMode
 		links []link.Link
 		err   error
 	}
@@ -143,14 +149,14 @@ func (s *Set) AttachNetfilter(nsPaths []string) error {
 	seen := map[uint64]bool{}
 	for _, path := range nsPaths {
 		var sb unix.Stat_t
-		if err := unix.Stat(path, &sb); err != nil || n.attached[sb.Ino] || seen[sb.Ino] {
+		if err := unix.Stat(path, &sb); err != nil || seen[sb.Ino] || n.attached[sb.Ino] == nfFull {
 			continue // gone already, or done
 		}
 		seen[sb.Ino] = true
-		jobs = append(jobs, &job{path: path, ino: sb.Ino})
+		jobs = append(jobs, &job{path: path, ino: sb.Ino, have: n.attached[sb.Ino]})
 	}
 	// Namespaces are attached in parallel: each link costs the kernel a
-	// hook registration, and there are 80 per namespace.
+	// hook registration, and there are up to 80 per namespace.
 	work := make(chan *job, len(jobs))
 	for _, j := range jobs {
 		work <- j
@@ -162,11 +168,22 @@ func (s *Set) AttachNetfilter(nsPaths []string) error {
 		go func() {
 			defer wg.Done()
 			for j := range work {
+				j.mode = j.have
 				j.err = netns.DoPath(j.path, func() error {
-					for i, p := range n.progs {
+					want := nfLight
+					if nsHasTables(j.path) {
+						want = nfFull
+					}
+					if want == j.have {
+						return nil
+					}
+					for _, i := range nfBrackets[want] {
+						if j.have == nfLight && slices.Contains(nfBrackets[nfLight], i) {
+							continue // attached already
+						}
 						for _, fam := range nfFamilies {
 							for hook := link.NetfilterInetHook(0); hook < unix.NF_INET_NUMHOOKS; hook++ {
-								l, err := attachBracket(p, fam, hook, prios[i], i == len(prios)-1)
+								l, err := attachBracket(n.progs[i], fam, hook, prios[i], i == len(prios)-1)
 								if err != nil {
 									return err
 								}
@@ -174,6 +191,7 @@ func (s *Set) AttachNetfilter(nsPaths []string) error {
 							}
 						}
 					}
+					j.mode = want
 					return nil
 				})
 			}
@@ -181,14 +199,21 @@ func (s *Set) AttachNetfilter(nsPaths []string) error {
 	}
 	wg.Wait()
 	var failed []string
-	tried := len(jobs)
+	tried := 0
 	for _, j := range jobs {
 		n.links = append(n.links, j.links...)
+		if j.have != nfNone {
+			if j.err == nil {
+				n.attached[j.ino] = j.mode
+			}
+			continue // a rescan of a namespace that has links already
+		}
+		tried++
 		if j.err != nil {
 			failed = append(failed, fmt.Sprintf("%s: %s", j.path, oneLine(j.err)))
 			continue
 		}
-		n.attached[j.ino] = true
+		n.attached[j.ino] = j.mode
 	}
 	if first && tried > 0 && len(failed) == tried {
 		st.Failures = append(st.Failures, fmt.Sprintf("%s: %s", NFLink, strings.Join(failed, "; ")))
@@ -199,6 +224,54 @@ func (s *Set) AttachNetfilter(nsPaths []string) error {
 		st.Failures = failed
 	}
 	return nil
+}
+
+// Which brackets a namespace gets. A namespace without nftables or
+// iptables tables has no table to tell apart: there the first and the last
+// bracket give the same steps as all eight (the hook was reached, and
+// passed or not), for a quarter of the per-packet cost. Rescans (every
+// AddNetns) add the other six once a table appears; until then, at most
+// one rescan interval, a drop in the new table is attributed to the hook
+// without its table.
+type nfMode uint8
+
+const (
+	nfNone nfMode = iota
+	nfLight
+	nfFull
+)
+
+var nfBrackets = map[nfMode][]int{nfLight: {0, 7}, nfFull: {0, 1, 2, 3, 4, 5, 6, 7}}
+
+// nsHasTables tells whether the namespace the calling thread is in (path
+// names it) has nftables tables of the inet families or iptables-legacy
+// tables. When that cannot be found out, it says yes: all brackets.
+func nsHasTables(path string) bool {
+	for _, f := range []string{"/proc/thread-self/net/ip_tables_names", "/proc/thread-self/net/ip6_tables_names"} {
+		if b, err := os.ReadFile(f); err == nil && len(bytes.TrimSpace(b)) > 0 {
+			return true
+		}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return true
+	}
+	defer f.Close()
+	c, err := nftables.New(nftables.WithNetNSFd(int(f.Fd())))
+	if err != nil {
+		return true
+	}
+	tables, err := c.ListTables()
+	if err != nil {
+		return true
+	}
+	for _, t := range tables {
+		switch t.Family {
+		case nftables.TableFamilyINet, nftables.TableFamilyIPv4, nftables.TableFamilyIPv6:
+			return true
+		}
+	}
+	return false
 }
 
 // NetfilterLinks tells whether netfilter links are in use.
