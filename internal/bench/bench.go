@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,9 +35,9 @@ type Config struct {
 // Default is the `make bench` configuration.
 func Default() Config {
 	return Config{
-		Rounds:     5,
+		Rounds:     7,
 		FlowWarm:   300 * time.Millisecond,
-		Flow:       2 * time.Second,
+		Flow:       1500 * time.Millisecond,
 		AttachRuns: 5,
 		Storm:      8 * time.Second,
 		Paced:      10 * time.Second,
@@ -108,6 +109,8 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	defer topo.Close()
 	b := &Bench{cfg: cfg, out: out, topo: topo, dir: dir}
 	fmt.Fprintf(out, "namespaces %s (%s) and %s (%s), veth pdb0<->pdb1\n", topo.A, addrA, topo.B, addrB)
+	b.context("start")
+	defer b.context("end")
 	if cfg.Soak > 0 {
 		return b.soak(ctx)
 	}
@@ -119,6 +122,31 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 func Cleanup() { KillAll() }
 
 func (b *Bench) printf(format string, args ...any) { fmt.Fprintf(b.out, format, args...) }
+
+// context says what else runs: the figures mean little on a machine that
+// other work keeps busy, and other pktdrop processes attach their own
+// netfilter links to these namespaces within seconds.
+func (b *Bench) context(when string) {
+	load, _ := os.ReadFile("/proc/loadavg")
+	var others []string
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		comm, err := os.ReadFile("/proc/" + e.Name() + "/comm")
+		if err != nil {
+			continue
+		}
+		c := strings.TrimSpace(string(comm))
+		if strings.HasPrefix(c, "pktdrop") || strings.HasPrefix(c, "qemu") {
+			others = append(others, c)
+		}
+	}
+	b.printf("machine at %s: load average %s, %d CPUs, other pktdrop/qemu processes: %d %v\n", when,
+		strings.Join(strings.Fields(string(load))[:3], " "), runtime.NumCPU(), len(others), others)
+}
 
 type result struct {
 	nomatch, match float64

@@ -224,9 +224,13 @@ func newMmsg(n int) *mmsg {
 }
 
 // send returns how many datagrams went out; errors such as ENOBUFS under
-// pressure count as zero sent, and the caller simply tries again.
+// pressure count as zero sent, and the caller simply tries again. A raw
+// syscall: sendmmsg with MSG_DONTWAIT never blocks, and the runtime's
+// syscall bookkeeping (handing the P to another thread during a long
+// batch, futex wakeups to take it back) cost the storm a third of its
+// rate.
 func (m *mmsg) send(fd, n int) int {
-	r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(fd), uintptr(unsafe.Pointer(&m.hdrs[0])), uintptr(n),
+	r, _, errno := unix.RawSyscall6(unix.SYS_SENDMMSG, uintptr(fd), uintptr(unsafe.Pointer(&m.hdrs[0])), uintptr(n),
 		unix.MSG_DONTWAIT, 0, 0)
 	if errno != 0 {
 		if errno == unix.EAGAIN || errno == unix.ENOBUFS {
