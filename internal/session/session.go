@@ -77,10 +77,6 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	// Unreadable or hidden symbols fail here, before attaching, as ever.
-	if err := checkKallsyms(); err != nil {
-		return fmt.Errorf("read kernel symbols: %w", err)
-	}
 	e, err := newEnricher(rt, bg, stderr)
 	if err != nil {
 		return err

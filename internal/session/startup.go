@@ -1,11 +1,8 @@
 package session
 
 import (
-	"bufio"
 	"fmt"
-	"os"
 	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/pktdrop/pktdrop/internal/kenum"
@@ -63,25 +60,6 @@ func (bg *background) start() {
 	}()
 }
 
-// checkKallsyms fails the way ksym.Load would on a kernel that hides or
-// withholds its symbols, reading only the first line.
-func checkKallsyms() error {
-	f, err := os.Open(ksym.DefaultPath)
-	if err != nil {
-		return fmt.Errorf("open kernel symbols: %w", err)
-	}
-	defer f.Close()
-	line, err := bufio.NewReader(f).ReadString('\n')
-	if err != nil {
-		return fmt.Errorf("read %s: %w", ksym.DefaultPath, err)
-	}
-	addr, _, _ := strings.Cut(line, " ")
-	if v, err := strconv.ParseUint(addr, 16, 64); err == nil && v == 0 {
-		return ksym.ErrRestricted
-	}
-	return nil
-}
-
 // finish waits, once, for the background loads; what failed is said once
 // and leaves reports with raw addresses or numeric hooks.
 func (e *enricher) finish() {
@@ -89,7 +67,8 @@ func (e *enricher) finish() {
 		<-e.bg.done
 		s := e.bg.syms
 		if s.err != nil {
-			fmt.Fprintf(e.stderr, "pktdrop: read kernel symbols: %v (locations stay addresses)\n", s.err)
+			// Hidden symbols (kptr_restrict) cost names, not drops: go on.
+			fmt.Fprintf(e.stderr, "pktdrop: read kernel symbols: %v (locations stay addresses, and causes on kernels without drop reasons are less precise)\n", s.err)
 		}
 		e.table = s.t
 		en := e.bg.enums
