@@ -187,6 +187,9 @@ func (s *Set) loadProgram(name string) (*ebpf.Program, error) {
 }
 
 func (s *Set) loadNow(name string) (*ebpf.Program, error) {
+	if s.spec == nil {
+		return nil, fmt.Errorf("load %s: the BPF object was released after start-up", name)
+	}
 	ps, ok := s.spec.Programs[name]
 	if !ok {
 		return nil, fmt.Errorf("no program %s in BPF object", name)
@@ -218,6 +221,23 @@ func attachProgram(m Mechanism, pr prog, p *ebpf.Program) (link.Link, error) {
 		return link.Kprobe(pr.target, p, nil)
 	}
 	return nil, fmt.Errorf("unknown mechanism %q", m)
+}
+
+// ReleaseSpec drops the parsed BPF object once every program is loaded:
+// its instructions and metadata are over ten megabytes of heap that a
+// long run does not need (netfilter links for new namespaces reuse the
+// loaded programs).
+func (s *Set) ReleaseSpec() {
+	s.loadMu.Lock()
+	pending := make([]*loadResult, 0, len(s.loaded))
+	for _, r := range s.loaded {
+		pending = append(pending, r)
+	}
+	s.loadMu.Unlock()
+	for _, r := range pending { // prefetches nobody used still read it
+		<-r.done
+	}
+	s.spec = nil
 }
 
 // Has tells whether a point got a mechanism.

@@ -53,6 +53,7 @@ func Start(o Options) (*Tracer, error) {
 		// Not fatal: drops are still seen, only the hook attribution is lost.
 		_ = set.AttachNetfilter(o.Netns)
 	}
+	set.ReleaseSpec()
 	rd, err := ringbuf.NewReader(set.Events)
 	if err != nil {
 		set.Close()
