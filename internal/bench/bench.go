@@ -110,7 +110,6 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	b := &Bench{cfg: cfg, out: out, topo: topo, dir: dir}
 	fmt.Fprintf(out, "namespaces %s (%s) and %s (%s), veth pdb0<->pdb1\n", topo.A, addrA, topo.B, addrB)
 	b.context("start")
-	defer b.context("end")
 	if cfg.Soak > 0 {
 		return b.soak(ctx)
 	}
@@ -196,6 +195,7 @@ func (b *Bench) bench(ctx context.Context) error {
 		}
 	}
 	b.printf("total %.0fs\n", time.Since(start).Seconds())
+	b.context("end")
 	miss := func(ok bool, what string) {
 		if !ok {
 			b.printf("target missed: %s\n", what)
@@ -240,15 +240,17 @@ func (b *Bench) attach(ctx context.Context, r *result) error {
 }
 
 // overhead alternates flows without pktdrop, with `watch` matching
-// nothing and with `trace` following the flow, and compares each round's
-// runs with that round's baseline.
+// nothing and with `trace` following the flow: base, nomatch, match, base,
+// nomatch, match, ..., base. Each run is compared with the mean of the
+// baselines just before and after it, so that drift in what else the
+// machine does cancels out.
 func (b *Bench) overhead(ctx context.Context, r *result) error {
 	var rn, rm []float64
+	prev, err := TCPFlow(ctx, b.topo.A, b.sink, b.cfg.FlowWarm, b.cfg.Flow)
+	if err != nil {
+		return err
+	}
 	for i := 0; i < b.cfg.Rounds; i++ {
-		base, err := TCPFlow(ctx, b.topo.A, b.sink, b.cfg.FlowWarm, b.cfg.Flow)
-		if err != nil {
-			return err
-		}
 		nm, snm, err := b.flowWith(ctx, nomatchArgs())
 		if err != nil {
 			return err
@@ -257,12 +259,18 @@ func (b *Bench) overhead(ctx context.Context, r *result) error {
 		if err != nil {
 			return err
 		}
+		next, err := TCPFlow(ctx, b.topo.A, b.sink, b.cfg.FlowWarm, b.cfg.Flow)
+		if err != nil {
+			return err
+		}
+		base := (prev + next) / 2
 		rn, rm = append(rn, nm/base), append(rm, m/base)
-		b.printf("round %d: base %.2f Gbit/s, watch-nomatch %.2f Gbit/s (%.3f, %d events), trace-match %.2f Gbit/s (%.3f, %d traced, %d lost)\n",
-			i+1, gbit(base), gbit(nm), nm/base, snm.Drops+snm.Traced, gbit(m), m/base, sm.Traced, sm.Lost)
+		b.printf("round %d: base %.2f/%.2f Gbit/s, watch-nomatch %.2f Gbit/s (%.3f, %d events), trace-match %.2f Gbit/s (%.3f, %d traced, %d lost)\n",
+			i+1, gbit(prev), gbit(next), gbit(nm), nm/base, snm.Drops+snm.Traced, gbit(m), m/base, sm.Traced, sm.Lost)
 		if snm.Drops+snm.Traced > 0 {
 			r.notes = append(r.notes, fmt.Sprintf("round %d: the no-match filter reported %d packets", i+1, snm.Drops+snm.Traced))
 		}
+		prev = next
 	}
 	r.nomatch, r.match = median(rn), median(rm)
 	b.printf("overhead: nomatch median %.3f of %v, match median %.3f of %v\n", r.nomatch, fmtRatios(rn), r.match, fmtRatios(rm))
