@@ -67,9 +67,10 @@ static __always_inline void copy_path(struct pd_event *ev, struct pd_track *tr)
 static __always_inline void on_free(struct sk_buff *skb, __u64 location, __u32 reason, __u8 kind, const bool btf)
 {
 	__u64 key = (__u64)skb;
-	if (cfg_path)
+	bool any = cfg_path && following_any();
+	if (any)
 		nf_memo_sync(key); /* dropped inside a hook: its step's last priority */
-	struct pd_track *tr = cfg_path ? bpf_map_lookup_elem(&tracks, &key) : NULL;
+	struct pd_track *tr = any ? bpf_map_lookup_elem(&tracks, &key) : NULL;
 	__u32 zero = 0;
 	struct pd_event *ev;
 

@@ -153,6 +153,8 @@ SEC("tp_btf/fib_table_lookup")
 int BPF_PROG(tpb_fib_table_lookup, u32 tb_id, const struct flowi4 *flp,
 	     const struct fib_nh_common *nhc, int err)
 {
+	if (!following_any())
+		return 0;
 	__u32 zero = 0;
 	__u64 *cur = bpf_map_lookup_elem(&cur_skb, &zero);
 	if (!cur || !*cur)

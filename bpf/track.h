@@ -80,6 +80,32 @@ static __always_inline void append(struct pd_track *tr, const struct pd_step *st
 	tr->last_ts = st->ts;
 }
 
+/* Set once the first packet is followed, never cleared. Until then no
+ * entry can exist, and the probes skip every lookup for a packet that does
+ * not match the filters: with a filter that matches little, that is what
+ * every packet on the machine costs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} following SEC(".maps");
+
+static __always_inline bool following_any(void)
+{
+	__u32 zero = 0;
+	__u32 *on = bpf_map_lookup_elem(&following, &zero);
+	return on && *on;
+}
+
+static __always_inline void following_start(void)
+{
+	__u32 zero = 0;
+	__u32 *on = bpf_map_lookup_elem(&following, &zero);
+	if (on && !*on)
+		*on = 1;
+}
+
 /* What the netfilter link brackets know about the packet at the current
  * hook on this CPU (see nf_link in pktdrop.c): whether it is followed and,
  * if so, the highest bracket passed since its step was recorded. */
@@ -210,6 +236,7 @@ static __always_inline struct pd_track *track_get(__u64 key, struct pd_step *st)
 	struct pd_track *tmpl = bpf_map_lookup_elem(&track_zero, &zero);
 	if (!tmpl)
 		return NULL;
+	following_start();
 	/* Fails only if another CPU created it first; the lookup settles it. */
 	bpf_map_update_elem(&tracks, &key, tmpl, BPF_NOEXIST);
 	tr = bpf_map_lookup_elem(&tracks, &key);
@@ -234,10 +261,18 @@ static __always_inline struct pd_track *track_begin(struct sk_buff *skb, struct 
 	if (!cfg_path)
 		return NULL;
 	__u64 key = (__u64)skb;
-	set_cur_skb(key);
-	nf_memo_sync(key);
+	bool any = following_any();
+	if (any) {
+		set_cur_skb(key);
+		nf_memo_sync(key);
+	}
 	if (parse_skb(skb, &st->t, btf))
 		return NULL;
+	if (!any) {
+		if (!tuple_match(&st->t))
+			return NULL; /* nothing followed, and not this one either */
+		set_cur_skb(key);
+	}
 	return track_get(key, st);
 }
 

@@ -146,6 +146,7 @@ const (
 	PktdropMapCounters                    = "counters"
 	PktdropMapCurSkb                      = "cur_skb"
 	PktdropMapEvents                      = "events"
+	PktdropMapFollowing                   = "following"
 	PktdropMapKret                        = "kret"
 	PktdropMapNfMemo                      = "nf_memo"
 	PktdropMapScratch                     = "scratch"
@@ -314,6 +315,7 @@ type PktdropMapSpecs struct {
 	Counters  *ebpf.MapSpec `ebpf:"counters"`
 	CurSkb    *ebpf.MapSpec `ebpf:"cur_skb"`
 	Events    *ebpf.MapSpec `ebpf:"events"`
+	Following *ebpf.MapSpec `ebpf:"following"`
 	Kret      *ebpf.MapSpec `ebpf:"kret"`
 	NfMemo    *ebpf.MapSpec `ebpf:"nf_memo"`
 	Scratch   *ebpf.MapSpec `ebpf:"scratch"`
@@ -380,6 +382,7 @@ type PktdropMaps struct {
 	Counters  *ebpf.Map `ebpf:"counters"`
 	CurSkb    *ebpf.Map `ebpf:"cur_skb"`
 	Events    *ebpf.Map `ebpf:"events"`
+	Following *ebpf.Map `ebpf:"following"`
 	Kret      *ebpf.Map `ebpf:"kret"`
 	NfMemo    *ebpf.Map `ebpf:"nf_memo"`
 	Scratch   *ebpf.Map `ebpf:"scratch"`
@@ -392,6 +395,7 @@ func (m *PktdropMaps) Close() error {
 		m.Counters,
 		m.CurSkb,
 		m.Events,
+		m.Following,
 		m.Kret,
 		m.NfMemo,
 		m.Scratch,
