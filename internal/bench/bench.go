@@ -42,7 +42,7 @@ func Default() Config {
 		Storm:      8 * time.Second,
 		Paced:      10 * time.Second,
 		Rate:       300000,
-		Senders:    1,
+		Senders:    runtime.NumCPU(), // the storm may use the whole machine
 		SoakSample: 10 * time.Second,
 		Budget:     5 * time.Minute,
 	}

@@ -166,5 +166,31 @@ func (b *Bench) cost(ctx context.Context) error {
 	line, total = costLine(s0, s1, pkts)
 	b.printf("cost per unfollowed packet (TCP at %.2f Gbit/s with stats on, %d packets): BPF %.0f ns, %.1f%% of one CPU: %s\n",
 		gbit(rate), pkts, float64(total.Nanoseconds())/float64(max(pkts, 1)), 100*total.Seconds()/el.Seconds(), line)
+
+	// The same flow followed by `trace`.
+	p, err = StartPktdrop(b.cfg.Pktdrop, b.dir, matchArgs()...)
+	if err != nil {
+		return err
+	}
+	s0, _ = p.ProgStats()
+	c0, _ = p.CPU()
+	t0 = time.Now()
+	rate, err = TCPFlow(ctx, b.topo.A, b.sink, 0, time.Second)
+	el = time.Since(t0)
+	s1, _ = p.ProgStats()
+	p.WaitIdle(3 * time.Second)
+	c1, _ = p.CPU()
+	sum, _, serr := p.Stop()
+	if err == nil {
+		err = serr
+	}
+	if err != nil {
+		return err
+	}
+	pkts = s1["tpb_netif_receive_skb"].runs - s0["tpb_netif_receive_skb"].runs
+	line, total = costLine(s0, s1, pkts)
+	b.printf("cost per followed packet (trace, TCP at %.2f Gbit/s with stats on, %d packets, %d traced): BPF %.0f ns, %.1f%% of one CPU, pktdrop %.1f%% of one CPU: %s\n",
+		gbit(rate), pkts, sum.Traced, float64(total.Nanoseconds())/float64(max(pkts, 1)), 100*total.Seconds()/el.Seconds(),
+		100*(c1-c0).Seconds()/el.Seconds(), line)
 	return nil
 }
