@@ -44,8 +44,20 @@ func TestTraceDNATShadowed(t *testing.T) {
 // br0. Both directions are shown, and the reply is translated back by
 // conntrack, not by a nat-table rule.
 func TestTraceDNATBridge(t *testing.T) {
-	s := buildScenario(t, ok(testnet.DNATBridge))
-	rs := traceRun(t, s)
+	// A trace report is made when the packet's free is seen, and TCP frees
+	// most segments it delivers with __kfree_skb, which has no tracepoint:
+	// whether any reply of one connection ends where pktdrop sees it
+	// varies from run to run. Try a few connections, then check.
+	var s *testnet.Scenario
+	var rs []report.Report
+	for attempt := 1; attempt <= 5; attempt++ {
+		s = buildScenario(t, ok(testnet.DNATBridge))
+		rs = traceRun(t, s)
+		if replyPacket(s, rs) != nil {
+			break
+		}
+		t.Logf("attempt %d: no reply's end seen", attempt)
+	}
 	checkTrace(t, s, rs)
 	t.Run("reply", func(t *testing.T) {
 		reply := replyPacket(s, rs)
@@ -83,7 +95,7 @@ func traceRun(t *testing.T, s *testnet.Scenario, extra ...string) []report.Repor
 	args := append([]string{"trace", "--proto", "tcp", "--host", e.Src}, extra...)
 	// The connection makes several reports (SYN, ACK, data, FIN and the
 	// replies); wait for a handful, the checks say what is missing.
-	res := watch(t, s.Trigger, 4, args...)
+	res := watch(t, s.Trigger, -4, args...)
 	var mine []report.Report
 	for _, r := range res.Reports {
 		for _, st := range r.Path {
