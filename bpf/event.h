@@ -3,7 +3,7 @@
  * from bpf2go (-type), so never mirror them by hand in Go. */
 #pragma once
 
-#define PD_PATH_MAX 16
+#define PD_PATH_MAX 32
 #define PD_IFNAMSIZ 16
 #define PD_NFNAMSIZ 32
 

@@ -54,6 +54,11 @@ int BPF_PROG(tpb_kfree_skb_noreason, struct sk_buff *skb, void *location)
 	return 0;
 }
 
+/* A classic tracepoint program's return value decides whether the event
+ * still goes to perf (perf record, other tools on skb:kfree_skb): 0 would
+ * hide it from them. */
+#define PD_TP_PASS 1
+
 SEC("tracepoint/skb/kfree_skb")
 int tp_kfree_skb(struct trace_event_raw_kfree_skb *ctx)
 {
@@ -61,7 +66,7 @@ int tp_kfree_skb(struct trace_event_raw_kfree_skb *ctx)
 	if (bpf_core_field_exists(ctx->reason))
 		reason = BPF_CORE_READ(ctx, reason);
 	on_kfree((struct sk_buff *)BPF_CORE_READ(ctx, skbaddr), (__u64)BPF_CORE_READ(ctx, location), reason, false);
-	return 0;
+	return PD_TP_PASS;
 }
 
 SEC("tp_btf/consume_skb")
@@ -75,7 +80,7 @@ SEC("tracepoint/skb/consume_skb")
 int tp_consume_skb(struct trace_event_raw_consume_skb *ctx)
 {
 	on_free((struct sk_buff *)BPF_CORE_READ(ctx, skbaddr), 0, 0, PD_KIND_TRACE, false);
-	return 0;
+	return PD_TP_PASS;
 }
 
 /* ---- device ingress and egress ---- */
@@ -98,7 +103,7 @@ SEC("tracepoint/net/netif_receive_skb")
 int tp_netif_receive_skb(struct trace_event_raw_net_dev_template *ctx)
 {
 	step_at((struct sk_buff *)BPF_CORE_READ(ctx, skbaddr), PD_POINT_NETIF_RECEIVE, NULL, false);
-	return 0;
+	return PD_TP_PASS;
 }
 
 SEC("tp_btf/net_dev_queue")
@@ -112,7 +117,7 @@ SEC("tracepoint/net/net_dev_queue")
 int tp_net_dev_queue(struct trace_event_raw_net_dev_template *ctx)
 {
 	step_at((struct sk_buff *)BPF_CORE_READ(ctx, skbaddr), PD_POINT_DEV_QUEUE, NULL, false);
-	return 0;
+	return PD_TP_PASS;
 }
 
 SEC("tp_btf/net_dev_start_xmit")

@@ -19,7 +19,7 @@ struct pd_track {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 8192);
+	__uint(max_entries, 4096); /* ~3 KiB each: 12 MiB of kernel memory */
 	__type(key, __u64);
 	__type(value, struct pd_track);
 } tracks SEC(".maps");

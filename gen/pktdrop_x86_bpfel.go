@@ -50,7 +50,7 @@ type PktdropPdEvent struct {
 	NfChain   [32]int8
 	T         PktdropPdTuple
 	_         [4]byte
-	Path      [16]PktdropPdStep
+	Path      [32]PktdropPdStep
 }
 
 type PktdropPdKind uint32
@@ -119,7 +119,7 @@ type PktdropPdTrack struct {
 	Pad     uint32
 	NfTable [32]int8
 	NfChain [32]int8
-	Steps   [16]PktdropPdStep
+	Steps   [32]PktdropPdStep
 }
 
 type PktdropPdTuple struct {

@@ -5,12 +5,15 @@ package main
 // expectations of a test must not come from the program under test.
 
 import (
+	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/features"
+	"golang.org/x/sys/unix"
 
 	"github.com/pktdrop/pktdrop/internal/reasons"
 )
@@ -52,4 +55,37 @@ func kernelHasKprobes() bool {
 // support stands for "nf_hook_slow can be probed".
 func nfLinksGiveHook() bool {
 	return !kernelHasKprobes() && features.HaveProgramType(ebpf.Netfilter) == nil
+}
+
+// kernelHasOwnerFlag: NFT_TABLE_F_OWNER, which --rules needs to guarantee
+// its table's removal, arrived in Linux 5.12.
+func kernelHasOwnerFlag(t *testing.T) bool {
+	t.Helper()
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		t.Fatalf("uname: %v", err)
+	}
+	rel := unix.ByteSliceToString(u.Release[:])
+	var major, minor int
+	if _, err := fmt.Sscanf(rel, "%d.%d", &major, &minor); err != nil {
+		t.Fatalf("kernel release %q: %v", rel, err)
+	}
+	return major > 5 || major == 5 && minor >= 12
+}
+
+// rulesRefused, on a kernel without the owner flag, runs pktdrop with
+// args (which include --rules) and wants it refused: a non-zero exit
+// naming the 5.12 requirement, not a table it could not promise to remove.
+// It returns whether the kernel is such a kernel (the caller then stops).
+func rulesRefused(t *testing.T, args ...string) bool {
+	t.Helper()
+	if kernelHasOwnerFlag(t) {
+		return false
+	}
+	res := run(t, append(args, "--duration", "2s")...)
+	if res.Code == 0 || !strings.Contains(res.Stderr, "5.12") {
+		t.Errorf("pktdrop %s on a kernel before 5.12: exit %d, stderr %q; want a refusal naming kernel 5.12",
+			strings.Join(args, " "), res.Code, res.Stderr)
+	}
+	return true
 }

@@ -28,6 +28,9 @@ func TestTraceDNATShadowed(t *testing.T) {
 	// chain that shadows the user's own DNAT.
 	t.Run("trace_rules", func(t *testing.T) {
 		s := buildScenario(t, ok(testnet.DNATShadowed))
+		if rulesRefused(t, "trace", "--proto", "tcp", "--host", s.Expect.Src, "--rules") {
+			return
+		}
 		rs := traceRun(t, s, "--rules")
 		fwd := firstPacket(t, s, rs)
 		if fwd == nil {
@@ -179,12 +182,16 @@ func replyPacket(s *testnet.Scenario, rs []report.Report) *report.Report {
 }
 
 // checkPathSeq wants the tokens, in order, on the path: a hook name
-// matches a step's place, anything else a step's device.
+// matches a step's place, anything else a step's device. Netfilter runs
+// no hook where no table registered one, so where hooks are seen through
+// nf_hook_slow (not through pktdrop's own links, which are everywhere) a
+// router without a filter table shows its forwarding as ip_forward.
 func checkPathSeq(t *testing.T, r report.Report, tokens []string) {
 	t.Helper()
 	i := 0
 	for _, st := range r.Path {
-		if i < len(tokens) && (st.Where == tokens[i] || st.Iface == tokens[i]) {
+		if i < len(tokens) && (st.Where == tokens[i] || st.Iface == tokens[i] ||
+			tokens[i] == "FORWARD" && st.Where == "forward" && !nfLinksGiveHook()) {
 			i++
 		}
 	}

@@ -11,7 +11,7 @@ import (
 const (
 	soakWarmup     = time.Minute
 	soakRSSGrowth  = 8 << 20 // bytes the late peak may exceed the early peak by
-	soakTracksMax  = 4096    // half the LRU: more means entries are not freed
+	soakTracksMax  = 2048    // half the LRU: more means entries are not freed
 	soakTracksIdle = 64      // entries left once the storm is over
 )
 

@@ -58,7 +58,7 @@ func TestRoundTrip(t *testing.T) {
 	cases := map[string]event.Event{
 		"ipv4 tcp, no path":   sample(0, v4(0x12)),
 		"ipv4 tcp, one step":  sample(1, v4(0x02)),
-		"ipv6 icmp, 16 steps": sample(16, v6icmp()),
+		"ipv6 icmp, 32 steps": sample(32, v6icmp()),
 		"trace kind":          func() event.Event { e := sample(3, v4(0x10)); e.Kind = event.KindTrace; return e }(),
 		"non-IP packet":       {Kind: event.KindDrop, Mono: 1, Netns: 4026531840, Ifindex: 2, Ifname: "eth0", Len: 60},
 		"longest ifname":      {Kind: event.KindDrop, Ifname: maxName, Tuple: v4(0)},
@@ -110,7 +110,7 @@ func TestDecodeReusedEventKeepsNoOldSteps(t *testing.T) {
 	}
 }
 
-// Encode keeps at most 16 steps, as the kernel does.
+// Encode keeps at most 32 steps, as the kernel does.
 func TestEncodeCapsPathAtMaxSteps(t *testing.T) {
 	ev := sample(maxSteps, v4(0))
 	ev.Path = append(ev.Path, ev.Path[0])
@@ -134,8 +134,8 @@ func withNsteps(raw []byte, n byte) []byte {
 }
 
 func TestDecodeRejectsMalformedRecords(t *testing.T) {
-	ev0, ev2, ev16 := sample(0, v4(0)), sample(2, v4(0)), sample(16, v4(0))
-	raw0, raw2, raw16 := event.Encode(&ev0), event.Encode(&ev2), event.Encode(&ev16)
+	ev0, ev2, ev32 := sample(0, v4(0)), sample(2, v4(0)), sample(32, v4(0))
+	raw0, raw2, raw32 := event.Encode(&ev0), event.Encode(&ev2), event.Encode(&ev32)
 	cases := []struct {
 		name string
 		raw  []byte
@@ -149,9 +149,9 @@ func TestDecodeRejectsMalformedRecords(t *testing.T) {
 		{"nsteps says 1, 2 steps sent", withNsteps(raw2, 1)},
 		{"nsteps says 0, 2 steps sent", withNsteps(raw2, 0)},
 		{"nsteps says 2, no steps sent", withNsteps(raw0, 2)},
-		{"nsteps 17 beyond the path array", withNsteps(raw16, byte(maxSteps+1))},
-		{"nsteps 255", withNsteps(raw16, 255)},
-		{"one step more than the maximum size", append(bytes.Clone(raw16), raw16[headerSize:headerSize+stepSize]...)},
+		{"nsteps 33 beyond the path array", withNsteps(raw32, byte(maxSteps+1))},
+		{"nsteps 255", withNsteps(raw32, 255)},
+		{"one step more than the maximum size", append(bytes.Clone(raw32), raw32[headerSize:headerSize+stepSize]...)},
 		{"64 KiB", make([]byte, 64<<10)},
 	}
 	for _, tc := range cases {

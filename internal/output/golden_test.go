@@ -73,7 +73,7 @@ func TestRecordedEventsGolden(t *testing.T) {
 }
 
 // A recorded event must be something the ring buffer can carry: it
-// survives Encode and Decode unchanged (at most 16 steps, names that fit).
+// survives Encode and Decode unchanged (at most 32 steps, names that fit).
 func TestRecordedEventsAreValidRecords(t *testing.T) {
 	for _, c := range loadCases(t) {
 		var got event.Event

@@ -25,8 +25,53 @@ func init() { btfCache.Store(btf.NewCache()) }
 
 func kernelBTF() *btf.Cache { return btfCache.Load() }
 
-// KernelSpec is the running kernel's BTF from the shared cache.
-func KernelSpec() (*btf.Spec, error) { return kernelBTF().Kernel() }
+// moduleBTF serialises every use of module BTF against all other BTF use.
+// A module's types are split from vmlinux's, and cilium/ebpf (v0.22)
+// decodes the vmlinux types a module refers to without taking vmlinux's
+// lock: a module load beside any other load is a concurrent map write, a
+// crash. Loads against vmlinux alone share the read side.
+var moduleBTF sync.RWMutex
+
+// inModule tells whether a program attaches to a function in a module.
+var inModule = sync.OnceValue(func() map[string]bool {
+	m := map[string]bool{}
+	for _, p := range Points() {
+		for _, o := range p.options {
+			for _, pr := range o.progs {
+				if pr.module {
+					m[pr.name] = true
+				}
+			}
+		}
+	}
+	return m
+})
+
+// lockBTF takes the side of moduleBTF that loading program name needs and
+// returns its unlock.
+func lockBTF(name string) func() {
+	if inModule()[name] {
+		moduleBTF.Lock()
+		return moduleBTF.Unlock
+	}
+	moduleBTF.RLock()
+	return moduleBTF.RUnlock
+}
+
+// WarmBTF decodes the kernel's BTF ahead of the first load that needs it.
+func WarmBTF() { _ = WithKernelSpec(func(*btf.Spec) error { return nil }) }
+
+// WithKernelSpec calls fn with the running kernel's BTF from the shared
+// cache, under the lock that keeps it from module loads (moduleBTF).
+func WithKernelSpec(fn func(*btf.Spec) error) error {
+	moduleBTF.RLock()
+	defer moduleBTF.RUnlock()
+	spec, err := kernelBTF().Kernel()
+	if err != nil {
+		return err
+	}
+	return fn(spec)
+}
 
 // gates remembers, for mechanisms that the kernel refuses as a whole, why:
 // a point then records that reason without paying a failed load.
@@ -74,6 +119,8 @@ func (g *gates) check(o option) string {
 // program for the same reason; any other failure (a missing function, say)
 // proves nothing, and the points are then tried one by one.
 func fentryRefused() string {
+	moduleBTF.RLock()
+	defer moduleBTF.RUnlock()
 	kernel, err := kernelBTF().Kernel()
 	if err != nil {
 		return ""

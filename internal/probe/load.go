@@ -198,7 +198,9 @@ func (s *Set) loadNow(name string) (*ebpf.Program, error) {
 		Programs: map[string]*ebpf.ProgramSpec{name: ps}}
 	// One BTF cache for every load: without it each program's CO-RE
 	// relocations decode the kernel's BTF afresh.
+	unlock := lockBTF(name)
 	coll, err := ebpf.NewCollectionWithOptions(one, ebpf.CollectionOptions{MapReplacements: s.maps, Cache: kernelBTF()})
+	unlock()
 	if err != nil {
 		return nil, explain(err)
 	}

@@ -45,6 +45,8 @@ var (
 
 func readBracketPriorities() ([8]int32, error) {
 	var out [8]int32
+	moduleBTF.RLock()
+	defer moduleBTF.RUnlock()
 	spec, err := kernelBTF().Kernel()
 	if err != nil {
 		return out, fmt.Errorf("load kernel BTF: %w (pktdrop needs a kernel with CONFIG_DEBUG_INFO_BTF=y, /sys/kernel/btf/vmlinux)", err)

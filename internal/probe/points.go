@@ -28,6 +28,7 @@ type prog struct {
 	name   string // program in the BPF object
 	target string // function or tracepoint; "group/name" for tracepoints
 	ret    bool   // fexit or kretprobe
+	module bool   // target is in a module: its BTF is split from vmlinux's
 }
 
 // Point is a place in the kernel pktdrop watches.
@@ -82,12 +83,12 @@ func Points() []Point {
 				{name: "kretprobe_nf_hook_slow", target: "nf_hook_slow", ret: true}}},
 		}},
 		{Name: "nft_do_chain", Why: "the nf_tables table and base chain that dropped a packet", Path: true, options: []option{
-			{mech: Fentry, progs: []prog{{name: "fexit_nft_do_chain", target: "nft_do_chain", ret: true}}},
+			{mech: Fentry, progs: []prog{{name: "fexit_nft_do_chain", target: "nft_do_chain", ret: true, module: true}}},
 		}},
 		{Name: "ipt_do_table", Why: "the iptables-legacy table that dropped a packet", Path: true, options: []option{
-			{mech: Fentry, progs: []prog{{name: "fexit_ipt_do_table", target: "ipt_do_table", ret: true}},
+			{mech: Fentry, progs: []prog{{name: "fexit_ipt_do_table", target: "ipt_do_table", ret: true, module: true}},
 				fits: firstParam("ipt_do_table", "priv")},
-			{mech: Fentry, progs: []prog{{name: "fexit_ipt_do_table_old", target: "ipt_do_table", ret: true}},
+			{mech: Fentry, progs: []prog{{name: "fexit_ipt_do_table_old", target: "ipt_do_table", ret: true, module: true}},
 				fits: firstParam("ipt_do_table", "skb")},
 		}},
 		{Name: "fib_table_lookup", Why: "route lookups and their result", Path: true, options: []option{

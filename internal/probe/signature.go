@@ -28,6 +28,8 @@ func firstParam(fn, want string) func() (bool, string) {
 }
 
 func findFunc(name string) (*btf.Func, error) {
+	moduleBTF.Lock()
+	defer moduleBTF.Unlock()
 	var f *btf.Func
 	spec, err := kernelBTF().Kernel()
 	if err != nil {

@@ -66,7 +66,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	// every program load needs, and what reports need (kernel symbols,
 	// enum names), which is waited for before pktdrop says it is ready
 	// (a storm already under way must not find the reader waiting).
-	go func() { _, _ = probe.KernelSpec() }()
+	go probe.WarmBTF()
 	bg := newBackground()
 	bg.start()
 	rt, err := reasons.Load()

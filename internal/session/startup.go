@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/cilium/ebpf/btf"
+
 	"github.com/pktdrop/pktdrop/internal/kenum"
 	"github.com/pktdrop/pktdrop/internal/ksym"
 	"github.com/pktdrop/pktdrop/internal/probe"
@@ -47,12 +49,14 @@ func (bg *background) start() {
 		go func() {
 			defer wg.Done()
 			// The BTF decoded for the program loads (released after).
-			spec, err := probe.KernelSpec()
+			var n *kenum.Names
+			err := probe.WithKernelSpec(func(spec *btf.Spec) (err error) {
+				n, err = kenum.FromSpec(spec)
+				return err
+			})
 			if err != nil {
-				bg.enums = enumNames{nil, fmt.Errorf("load kernel BTF: %w", err)}
-				return
+				err = fmt.Errorf("load kernel BTF: %w", err)
 			}
-			n, err := kenum.FromSpec(spec)
 			bg.enums = enumNames{n, err}
 		}()
 		wg.Wait()
