@@ -50,7 +50,7 @@ func TestLeavesNothingBehind(t *testing.T) {
 				if rules {
 					privtest.RequireCmd(t, "nft")
 					args = append(args, "--rules")
-					if rulesRefused(t, args...) {
+					if nftRulesUnavailable(t, args...) {
 						return
 					}
 				}

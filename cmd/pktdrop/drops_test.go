@@ -233,30 +233,55 @@ func locationOK(e testnet.Expect, fn string) bool {
 	return false
 }
 
-// TestRules: with --rules pktdrop names the nf_tables chain and that its
-// policy, not a rule, dropped the packet (field case 1). iptables-legacy
-// is left out: x_tables has no nftrace.
+// TestRules: with --rules pktdrop names the chain and the rule, or that
+// the chain's policy dropped the packet (field case 1), for nf_tables
+// (iptables-nft) and for iptables-legacy, whose rules are named from
+// their counters (and also where nftrace is refused, before 5.12).
 func TestRules(t *testing.T) {
-	for _, c := range dropCases {
-		if c.name != "ForwardPolicyDrop" && c.name != "ForwardPolicyDrop6" {
-			continue
-		}
+	cases := []struct {
+		name   string
+		build  func(testing.TB) (*testnet.Scenario, error)
+		legacy bool
+	}{
+		{"ForwardPolicyDrop", ok(testnet.ForwardPolicyDrop), false},
+		{"ForwardPolicyDrop6", ok(testnet.ForwardPolicyDrop6), false},
+		{"UserChainDrop", ok(testnet.UserChainDrop), false},
+		{"ForwardPolicyDropLegacy", testnet.ForwardPolicyDropLegacy, true},
+		{"UserChainDropLegacy", testnet.UserChainDropLegacy, true},
+	}
+	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			s := buildScenario(t, c.build)
-			if rulesRefused(t, append([]string{"watch"}, append(scenarioFilter(s), "--rules")...)...) {
+			args := append(scenarioFilter(s), "--rules")
+			if !c.legacy && nftRulesUnavailable(t, append([]string{"watch"}, args...)...) {
 				return
 			}
-			res := watch(t, s.Trigger, 1, append(scenarioFilter(s), "--rules")...)
-			withPolicy := c
-			withPolicy.explain = append([]string{"policy of chain FORWARD", "no rule matched"}, c.explain...)
-			checkDrop(t, s, withPolicy, res)
+			res := watch(t, s.Trigger, 1, args...)
+			e := s.Expect
+			words := forwardPolicyWords
+			words.name = c.name
+			if e.Policy {
+				words.explain = append([]string{"policy of chain FORWARD", "no rule matched"}, words.explain...)
+			} else {
+				words.explain = []string{"by rule " + e.Rule + " in chain " + e.Chain}
+				words.hint = []string{"remove or change that rule"}
+			}
+			checkDrop(t, s, words, res)
 			if len(res.Reports) == 0 {
 				return
 			}
 			r := res.Reports[0]
-			if r.Table != s.Expect.Table || r.Chain != s.Expect.Chain || r.Verdict != "policy" {
-				t.Errorf("table/chain/verdict = %q/%q/%q, want %s/%s/policy", r.Table, r.Chain, r.Verdict, s.Expect.Table, s.Expect.Chain)
+			verdict := "rule"
+			if e.Policy {
+				verdict = "policy"
+			}
+			if r.Table != e.Table || r.Chain != e.Chain || r.Verdict != verdict || r.Rule != e.Rule {
+				t.Errorf("table/chain/verdict/rule = %q/%q/%q/%q, want %q/%q/%q/%q", r.Table, r.Chain, r.Verdict, r.Rule,
+					e.Table, e.Chain, verdict, e.Rule)
+			}
+			if c.legacy && r.RuleIndex != e.RuleIndex {
+				t.Errorf("rule_index = %d, want %d", r.RuleIndex, e.RuleIndex)
 			}
 			if strings.Contains(r.Hint, "--rules") {
 				t.Errorf("hint still suggests --rules although it was given: %q", r.Hint)

@@ -28,7 +28,7 @@ func TestTraceDNATShadowed(t *testing.T) {
 	// chain that shadows the user's own DNAT.
 	t.Run("trace_rules", func(t *testing.T) {
 		s := buildScenario(t, ok(testnet.DNATShadowed))
-		if rulesRefused(t, "trace", "--proto", "tcp", "--host", s.Expect.Src, "--rules") {
+		if nftRulesUnavailable(t, "trace", "--proto", "tcp", "--host", s.Expect.Src, "--rules") {
 			return
 		}
 		rs := traceRun(t, s, "--rules")

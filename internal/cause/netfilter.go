@@ -1,6 +1,7 @@
 package cause
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/pktdrop/pktdrop/internal/report"
@@ -47,6 +48,9 @@ func netfilter(r *report.Report, _ System) {
 		r.Hint = "the FORWARD chain's policy is probably DROP (Docker sets it); allow this traffic, e.g. `" + tool +
 			" -I DOCKER-USER -i " + orAny(r.Iface) + " -j ACCEPT` or an ACCEPT rule in FORWARD for the overlay device" +
 			rulesHint(r)
+	case r.Verdict == "rule" && r.RuleIndex != 0: // iptables-legacy names rules by position
+		r.Hint = fmt.Sprintf("remove or change that rule (`%s-legacy -t %s -D %s %d` removes it), or add an ACCEPT before it",
+			tool, r.Table, r.Chain, r.RuleIndex)
 	case r.Verdict == "rule":
 		r.Hint = "remove or change that rule, or add an ACCEPT before it"
 	default:

@@ -57,6 +57,7 @@ func randReport(rng *rand.Rand) *report.Report {
 		Len: rng.Uint32(), Mark: rng.Uint32(), Cause: s(), Explanation: s(), Hint: s(), Hook: s(), Table: s()}
 	if rng.IntN(2) == 0 {
 		r.TCPFlags, r.Chain, r.Rule, r.Verdict, r.RuleHandle, r.StepsLost = s(), s(), s(), s(), rng.Uint64(), rng.IntN(300)-10
+		r.RuleIndex = rng.IntN(300) - 10
 	}
 	switch rng.IntN(3) {
 	case 0:

@@ -34,7 +34,8 @@ var schema = []string{
 	"Report.Explanation explanation string", "Report.Hint hint string",
 	"Report.Evidence evidence,omitempty map[string]string", "Report.Hook hook string", "Report.Table table string",
 	"Report.Chain chain,omitempty string", "Report.Rule rule,omitempty string",
-	"Report.RuleHandle rule_handle,omitempty uint64", "Report.Verdict verdict,omitempty string",
+	"Report.RuleHandle rule_handle,omitempty uint64", "Report.RuleIndex rule_index,omitempty int",
+	"Report.Verdict verdict,omitempty string",
 	"Report.Path path []report.Step", "Report.StepsLost steps_lost,omitempty int", "Report.NAT nat []report.NAT",
 	"Step.Where where string", "Step.Netns netns uint32", "Step.NetnsName netns_name string",
 	"Step.Iface iface string", "Step.Src src string", "Step.Dst dst string", "Step.Sport sport uint16",
@@ -152,6 +153,10 @@ func appendReport(b []byte, r *report.Report) (_ []byte, ok bool) {
 	if r.RuleHandle != 0 {
 		b = append(b, `,"rule_handle":`...)
 		b = strconv.AppendUint(b, r.RuleHandle, 10)
+	}
+	if r.RuleIndex != 0 {
+		b = append(b, `,"rule_index":`...)
+		b = strconv.AppendInt(b, int64(r.RuleIndex), 10)
 	}
 	if r.Verdict != "" {
 		b = append(b, `,"verdict":`...)

@@ -107,7 +107,7 @@ func makeReport(f fuzzFields, text func(string) string) *report.Report {
 		Sport: f.sport, Dport: f.dport, ICMPType: f.icmp, ICMPCode: ^f.icmp, ICMPID: f.sport ^ f.dport, ICMPSeq: f.dport,
 		TCPFlags: text(f.evVal), Len: f.netns, Mark: uint32(f.nanos), Cause: text(f.cause), Explanation: text(f.expl),
 		Hint: text(f.hint), Hook: text(f.hook), Table: text(f.table), Chain: text(f.where), Rule: text(f.expl),
-		RuleHandle: uint64(f.nanos), Verdict: text(f.kind), StepsLost: int(f.nsteps), Path: []report.Step{},
+		RuleHandle: uint64(f.nanos), RuleIndex: int(f.nsteps) - 3, Verdict: text(f.kind), StepsLost: int(f.nsteps), Path: []report.Step{},
 		NAT: []report.NAT{}}
 	if f.evKey != "" {
 		r.Evidence = map[string]string{text(f.evKey): text(f.evVal)}

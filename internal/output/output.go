@@ -149,6 +149,9 @@ func Text(r *report.Report) string {
 		// The drop probes name table and chain without the rule (that
 		// takes --rules): then there is nothing to put after a colon.
 		s := fmt.Sprintf("table %s chain %s", r.Table, r.Chain)
+		if r.RuleIndex != 0 {
+			s += fmt.Sprintf(" rule %d", r.RuleIndex)
+		}
 		if rule != "" {
 			s += ": " + rule
 		}

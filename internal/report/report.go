@@ -44,6 +44,7 @@ type Report struct {
 	Chain      string `json:"chain,omitempty"`
 	Rule       string `json:"rule,omitempty"`
 	RuleHandle uint64 `json:"rule_handle,omitempty"`
+	RuleIndex  int    `json:"rule_index,omitempty"` // iptables-legacy: position in the chain
 	Verdict    string `json:"verdict,omitempty"`
 
 	Path      []Step `json:"path"`

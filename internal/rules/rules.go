@@ -27,7 +27,10 @@ const keep = 5 * time.Second
 
 // Attributor correlates nftrace decisions with reports.
 type Attributor struct {
-	trs []*nftrace.Tracer
+	trs    []*nftrace.Tracer
+	legacy *legacy
+	// Notes says what rule attribution is missing here, and why.
+	Notes []string
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced whenever a decision arrives
@@ -48,12 +51,20 @@ func Start(ctx context.Context, nsPaths []string, p filter.Packet) (*Attributor,
 	m := nftrace.Match{Family: p.Family, Proto: p.Proto, Src: p.Src, Dst: p.Dst, Host: p.Host,
 		Sport: p.Sport, Dport: p.Dport, Port: p.Port}
 	a := &Attributor{changed: make(chan struct{}), byKey: map[string][]entry{}, done: make(chan struct{})}
+	a.legacy, a.Notes = startLegacy(nsPaths, p.Family)
 	var failed []string
 	for _, path := range nsPaths {
 		tr, err := nftrace.Start(ctx, nftrace.Options{Netns: []string{path}, Match: m})
 		if errors.Is(err, nftrace.ErrOwnerUnsupported) {
-			a.Close()
-			return nil, fmt.Errorf("start rule tracing (--rules): %w", err)
+			// Nothing is installed where removal cannot be promised;
+			// iptables-legacy rules are named from counters, which
+			// installs nothing, so they still are.
+			a.closeTracers()
+			a.trs = nil
+			a.Notes = append(a.Notes, "nf_tables rules (nftables, iptables-nft) cannot be named on this kernel: "+
+				err.Error()+"; iptables-legacy rules still are")
+			failed = nil
+			break
 		}
 		if err != nil {
 			if _, serr := os.Stat(path); serr == nil {
@@ -63,7 +74,7 @@ func Start(ctx context.Context, nsPaths []string, p filter.Packet) (*Attributor,
 		}
 		a.trs = append(a.trs, tr)
 	}
-	if len(a.trs) == 0 {
+	if len(a.trs) == 0 && len(failed) > 0 {
 		return nil, fmt.Errorf("start rule tracing (--rules): %s", strings.Join(failed, "; "))
 	}
 	var wg sync.WaitGroup
@@ -130,6 +141,12 @@ func Needs(r *report.Report) bool {
 // rule, chain, table and verdict kind, and the rules behind translations.
 // It reports whether anything was found.
 func (a *Attributor) Attach(r *report.Report, deadline time.Time) bool {
+	if a.legacy.attach(r) {
+		return true
+	}
+	if len(a.trs) == 0 {
+		return false
+	}
 	for {
 		a.mu.Lock()
 		found := a.apply(r)
@@ -229,7 +246,9 @@ func keyStrings(netns uint32, proto, src, dst string, sport, dport, id, seq uint
 }
 
 // Close removes the trace tables.
-func (a *Attributor) Close() error {
+func (a *Attributor) Close() error { return a.closeTracers() }
+
+func (a *Attributor) closeTracers() error {
 	var errs []error
 	for _, tr := range a.trs {
 		errs = append(errs, tr.Close())

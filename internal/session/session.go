@@ -120,6 +120,9 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer attr.Close()
+		for _, n := range attr.Notes {
+			fmt.Fprintln(stderr, "pktdrop: --rules: "+n)
+		}
 	}
 	if o.ReadyFile != "" {
 		if err := os.WriteFile(o.ReadyFile, []byte(fmt.Sprintf("%d\n", os.Getpid())), 0o644); err != nil {

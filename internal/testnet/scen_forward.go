@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"strings"
 	"testing"
 )
 
@@ -55,6 +56,36 @@ func ForwardPolicyDropLegacy(tb testing.TB) (*Scenario, error) {
 	}
 	n.Close()
 	return forwardPolicy(tb, "iptables-legacy", false), nil
+}
+
+// blockOverlay is a rule an operator adds to DOCKER-USER, ahead of its
+// RETURN, in the user-chain cases.
+var blockOverlay = []string{"-I", "DOCKER-USER", "-i", flannelIf, "-m", "comment", "--comment", "block overlay", "-j", "DROP"}
+
+// UserChainDrop is ForwardPolicyDrop with a commented DROP rule for the
+// overlay device in DOCKER-USER, the chain FORWARD jumps to: the rule, not
+// the policy, drops the ping.
+func UserChainDrop(tb testing.TB) *Scenario {
+	tb.Helper()
+	return userChainDrop(forwardPolicy(tb, "iptables-nft", false), "iptables-nft")
+}
+
+// UserChainDropLegacy is UserChainDrop with iptables-legacy.
+func UserChainDropLegacy(tb testing.TB) (*Scenario, error) {
+	tb.Helper()
+	s, err := ForwardPolicyDropLegacy(tb)
+	if err != nil {
+		return nil, err
+	}
+	return userChainDrop(s, "iptables-legacy"), nil
+}
+
+func userChainDrop(s *Scenario, tool string) *Scenario {
+	ipt(s.Net.tb, s.Router, tool, blockOverlay)
+	s.Name = strings.Replace(s.Name, "ForwardPolicyDrop", "UserChainDrop", 1)
+	s.Expect.Chain, s.Expect.Policy, s.Expect.RuleIndex = "DOCKER-USER", false, 1
+	s.Expect.Rule = `-A DOCKER-USER -i ` + flannelIf + ` -m comment --comment "block overlay" -j DROP`
+	return s
 }
 
 func forwardPolicy(tb testing.TB, tool string, v6 bool) *Scenario {

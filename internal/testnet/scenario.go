@@ -53,6 +53,10 @@ type Expect struct {
 	// FORWARD); Policy is true when the chain policy, not a rule, dropped.
 	Hook, Table, Chain string
 	Policy             bool
+	// Rule is the dropping rule in iptables-save form when Policy is
+	// false, and RuleIndex its position in Chain.
+	Rule      string
+	RuleIndex int
 	// Sysctl names the setting behind the drop as "key=value", the key
 	// in /proc/sys form with dots (net.ipv4.conf.tunl0.rp_filter=1).
 	Sysctl string
