@@ -247,6 +247,7 @@ func TestRules(t *testing.T) {
 		{"ForwardPolicyDrop6", ok(testnet.ForwardPolicyDrop6), false},
 		{"UserChainDrop", ok(testnet.UserChainDrop), false},
 		{"ForwardPolicyDropLegacy", testnet.ForwardPolicyDropLegacy, true},
+		{"ForwardPolicyDrop6Legacy", testnet.ForwardPolicyDrop6Legacy, true},
 		{"UserChainDropLegacy", testnet.UserChainDropLegacy, true},
 	}
 	for _, c := range cases {

@@ -45,17 +45,27 @@ func ForwardPolicyDrop6(tb testing.TB) *Scenario {
 // kernel lacks legacy tables.
 func ForwardPolicyDropLegacy(tb testing.TB) (*Scenario, error) {
 	tb.Helper()
-	if _, err := exec.LookPath("iptables-legacy"); err != nil {
-		return nil, fmt.Errorf("iptables-legacy: %w: %v", ErrUnavailable, err)
+	return forwardPolicyLegacy(tb, "iptables-legacy", false)
+}
+
+// ForwardPolicyDrop6Legacy is ForwardPolicyDropLegacy over IPv6.
+func ForwardPolicyDrop6Legacy(tb testing.TB) (*Scenario, error) {
+	tb.Helper()
+	return forwardPolicyLegacy(tb, "ip6tables-legacy", true)
+}
+
+func forwardPolicyLegacy(tb testing.TB, tool string, v6 bool) (*Scenario, error) {
+	if _, err := exec.LookPath(tool); err != nil {
+		return nil, fmt.Errorf("%s: %w: %v", tool, ErrUnavailable, err)
 	}
 	n := New(tb)
 	probe := n.NS("probe")
-	if _, err := probe.Run("iptables-legacy", "-w", "-L", "FORWARD", "-n"); err != nil {
+	if _, err := probe.Run(tool, "-w", "-L", "FORWARD", "-n"); err != nil {
 		n.Close()
-		return nil, fmt.Errorf("iptables-legacy: %w: %v", ErrUnavailable, err)
+		return nil, fmt.Errorf("%s: %w: %v", tool, ErrUnavailable, err)
 	}
 	n.Close()
-	return forwardPolicy(tb, "iptables-legacy", false), nil
+	return forwardPolicy(tb, tool, v6), nil
 }
 
 // blockOverlay is a rule an operator adds to DOCKER-USER, ahead of its
@@ -99,10 +109,10 @@ func forwardPolicy(tb testing.TB, tool string, v6 bool) *Scenario {
 	ipt(tb, r, tool, dockerForward...)
 	name := "ForwardPolicyDrop"
 	loc := "nft_do_chain"
-	switch {
-	case v6:
+	if v6 {
 		name += "6"
-	case tool == "iptables-legacy":
+	}
+	if strings.HasSuffix(tool, "-legacy") {
 		name += "Legacy"
 		// ipt_do_table returns NF_DROP and nf_hook_slow frees the skb
 		// (measured on 6.18); only nf_tables frees it in the chain.
