@@ -375,9 +375,26 @@ static __always_inline void note_nf_drop(struct sk_buff *skb, const char *table,
 		bpf_probe_read_kernel_str(tr->nf_chain, sizeof(tr->nf_chain), chain);
 }
 
+SEC("fentry/nft_do_chain")
+int BPF_PROG(fentry_nft_do_chain, struct nft_pktinfo *pkt, void *priv)
+{
+	__u32 zero = 0;
+	struct pd_nft_cur *c = bpf_map_lookup_elem(&nft_cur, &zero);
+	if (c) {
+		c->skb = (__u64)BPF_CORE_READ(pkt, skb);
+		c->chain = (__u64)priv;
+	}
+	return 0;
+}
+
 SEC("fexit/nft_do_chain")
 int BPF_PROG(fexit_nft_do_chain, struct nft_pktinfo *pkt, void *priv, unsigned int ret)
 {
+	__u32 zero = 0;
+	struct pd_nft_cur *c = bpf_map_lookup_elem(&nft_cur, &zero);
+	if (c)
+		c->chain = 0;
+	/* Kernels that let nf_hook_slow free the packet free it after this. */
 	if ((ret & PD_NF_VERDICT_MASK) != PD_NF_DROP)
 		return 0;
 	struct nft_chain *chain = priv;

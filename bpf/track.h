@@ -327,3 +327,30 @@ static __always_inline void record(struct sk_buff *skb, struct pd_step *st, stru
 	if (tr)
 		track_step(tr, skb, st, dev, btf);
 }
+
+/* The nf_tables base chain this CPU is evaluating, and for which skb
+ * (fentry/fexit nft_do_chain). Since 5.x nf_tables frees a dropped packet
+ * inside nft_do_chain, before any fexit could name the chain: the free
+ * reads the names from here instead. */
+struct pd_nft_cur {
+	__u64 skb;
+	__u64 chain; /* struct nft_chain *, 0 outside a chain */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pd_nft_cur);
+} nft_cur SEC(".maps");
+
+static __always_inline void nft_chain_names(__u64 skb, char *table, char *chain)
+{
+	__u32 zero = 0;
+	struct pd_nft_cur *c = bpf_map_lookup_elem(&nft_cur, &zero);
+	if (!c || c->skb != skb || !c->chain)
+		return;
+	const struct nft_chain *ch = (const struct nft_chain *)c->chain;
+	bpf_probe_read_kernel_str(table, PD_NFNAMSIZ, BPF_CORE_READ(ch, table, name));
+	bpf_probe_read_kernel_str(chain, PD_NFNAMSIZ, BPF_CORE_READ(ch, name));
+}

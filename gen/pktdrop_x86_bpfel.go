@@ -77,6 +77,12 @@ type PktdropPdNfMemos struct {
 	Pad  uint32
 }
 
+type PktdropPdNftCur struct {
+	_     structs.HostLayout
+	Skb   uint64
+	Chain uint64
+}
+
 type PktdropPdPoint uint32
 
 const (
@@ -149,6 +155,7 @@ const (
 	PktdropMapFollowing                   = "following"
 	PktdropMapKret                        = "kret"
 	PktdropMapNfMemo                      = "nf_memo"
+	PktdropMapNftCur                      = "nft_cur"
 	PktdropMapScratch                     = "scratch"
 	PktdropMapTrackZero                   = "track_zero"
 	PktdropMapTracks                      = "tracks"
@@ -159,6 +166,7 @@ const (
 	PktdropProgFentryIpRcv                = "fentry_ip_rcv"
 	PktdropProgFentryIpv6Rcv              = "fentry_ipv6_rcv"
 	PktdropProgFentryNfHookSlow           = "fentry_nf_hook_slow"
+	PktdropProgFentryNftDoChain           = "fentry_nft_do_chain"
 	PktdropProgFexitIptDoTable            = "fexit_ipt_do_table"
 	PktdropProgFexitIptDoTableOld         = "fexit_ipt_do_table_old"
 	PktdropProgFexitNfHookSlow            = "fexit_nf_hook_slow"
@@ -273,6 +281,7 @@ type PktdropProgramSpecs struct {
 	FentryIpRcv                *ebpf.ProgramSpec `ebpf:"fentry_ip_rcv"`
 	FentryIpv6Rcv              *ebpf.ProgramSpec `ebpf:"fentry_ipv6_rcv"`
 	FentryNfHookSlow           *ebpf.ProgramSpec `ebpf:"fentry_nf_hook_slow"`
+	FentryNftDoChain           *ebpf.ProgramSpec `ebpf:"fentry_nft_do_chain"`
 	FexitIptDoTable            *ebpf.ProgramSpec `ebpf:"fexit_ipt_do_table"`
 	FexitIptDoTableOld         *ebpf.ProgramSpec `ebpf:"fexit_ipt_do_table_old"`
 	FexitNfHookSlow            *ebpf.ProgramSpec `ebpf:"fexit_nf_hook_slow"`
@@ -318,6 +327,7 @@ type PktdropMapSpecs struct {
 	Following *ebpf.MapSpec `ebpf:"following"`
 	Kret      *ebpf.MapSpec `ebpf:"kret"`
 	NfMemo    *ebpf.MapSpec `ebpf:"nf_memo"`
+	NftCur    *ebpf.MapSpec `ebpf:"nft_cur"`
 	Scratch   *ebpf.MapSpec `ebpf:"scratch"`
 	TrackZero *ebpf.MapSpec `ebpf:"track_zero"`
 	Tracks    *ebpf.MapSpec `ebpf:"tracks"`
@@ -385,6 +395,7 @@ type PktdropMaps struct {
 	Following *ebpf.Map `ebpf:"following"`
 	Kret      *ebpf.Map `ebpf:"kret"`
 	NfMemo    *ebpf.Map `ebpf:"nf_memo"`
+	NftCur    *ebpf.Map `ebpf:"nft_cur"`
 	Scratch   *ebpf.Map `ebpf:"scratch"`
 	TrackZero *ebpf.Map `ebpf:"track_zero"`
 	Tracks    *ebpf.Map `ebpf:"tracks"`
@@ -398,6 +409,7 @@ func (m *PktdropMaps) Close() error {
 		m.Following,
 		m.Kret,
 		m.NfMemo,
+		m.NftCur,
 		m.Scratch,
 		m.TrackZero,
 		m.Tracks,
@@ -451,6 +463,7 @@ type PktdropPrograms struct {
 	FentryIpRcv                *ebpf.Program `ebpf:"fentry_ip_rcv"`
 	FentryIpv6Rcv              *ebpf.Program `ebpf:"fentry_ipv6_rcv"`
 	FentryNfHookSlow           *ebpf.Program `ebpf:"fentry_nf_hook_slow"`
+	FentryNftDoChain           *ebpf.Program `ebpf:"fentry_nft_do_chain"`
 	FexitIptDoTable            *ebpf.Program `ebpf:"fexit_ipt_do_table"`
 	FexitIptDoTableOld         *ebpf.Program `ebpf:"fexit_ipt_do_table_old"`
 	FexitNfHookSlow            *ebpf.Program `ebpf:"fexit_nf_hook_slow"`
@@ -495,6 +508,7 @@ func (p *PktdropPrograms) Close() error {
 		p.FentryIpRcv,
 		p.FentryIpv6Rcv,
 		p.FentryNfHookSlow,
+		p.FentryNftDoChain,
 		p.FexitIptDoTable,
 		p.FexitIptDoTableOld,
 		p.FexitNfHookSlow,

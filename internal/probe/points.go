@@ -83,7 +83,8 @@ func Points() []Point {
 				{name: "kretprobe_nf_hook_slow", target: "nf_hook_slow", ret: true}}},
 		}},
 		{Name: "nft_do_chain", Why: "the nf_tables table and base chain that dropped a packet", Path: true, options: []option{
-			{mech: Fentry, progs: []prog{{name: "fexit_nft_do_chain", target: "nft_do_chain", ret: true, module: true}}},
+			{mech: Fentry, progs: []prog{{name: "fentry_nft_do_chain", target: "nft_do_chain", module: true},
+				{name: "fexit_nft_do_chain", target: "nft_do_chain", ret: true, module: true}}},
 		}},
 		{Name: "ipt_do_table", Why: "the iptables-legacy table that dropped a packet", Path: true, options: []option{
 			{mech: Fentry, progs: []prog{{name: "fexit_ipt_do_table", target: "ipt_do_table", ret: true, module: true}},
