@@ -24,6 +24,11 @@ const volatile __u8 cfg_trace = 0;
 /* Priority of each netfilter link program (on_nf_0 .. on_nf_7); userspace
  * derives them from the kernel's nf_ip_hook_priorities. */
 const volatile __s32 cfg_nf_prio[8] = {};
+/* NFPROTO_IPV4 and NFPROTO_IPV6 (UAPI, linux/netfilter.h; the kernel's
+ * enum is anonymous, so CO-RE cannot relocate it): only hooks of these
+ * families are IP hooks. br_netfilter runs bridge hooks on the same skb,
+ * and NF_BR_LOCAL_IN has NF_INET_LOCAL_IN's number. */
+const volatile __u8 cfg_pf_ipv4 = 0, cfg_pf_ipv6 = 0;
 /* Wake the event reader only once this many bytes wait in the ring buffer
  * (it polls on a timer meanwhile); 0 wakes it for every event. */
 const volatile __u64 cfg_wakeup_bytes = 0;

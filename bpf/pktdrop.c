@@ -212,6 +212,9 @@ int BPF_PROG(tpb_fib_table_lookup, u32 tb_id, const struct flowi4 *flp,
 static __always_inline bool nf_enter(struct sk_buff *skb, const struct nf_hook_state *state,
 				     __u8 point, __s32 prio, __s32 ret, const bool btf)
 {
+	__u8 pf = btf ? state->pf : BPF_CORE_READ(state, pf);
+	if (pf != cfg_pf_ipv4 && pf != cfg_pf_ipv6)
+		return false; /* bridge, arp, netdev hooks: not on the IP path */
 	struct pd_step st = {};
 	struct pd_track *tr = track_begin(skb, &st, btf);
 	if (!tr)
@@ -219,7 +222,7 @@ static __always_inline bool nf_enter(struct sk_buff *skb, const struct nf_hook_s
 	struct net_device *out = BPF_CORE_READ(state, out); /* pointers: see dev_netns */
 	st.point = point;
 	st.hook = btf ? state->hook : BPF_CORE_READ(state, hook);
-	st.pf = btf ? state->pf : BPF_CORE_READ(state, pf);
+	st.pf = pf;
 	st.netns = BPF_CORE_READ(state, net, ns.inum);
 	st.prio = prio;
 	st.ret = ret;
@@ -231,14 +234,14 @@ static __always_inline bool nf_enter(struct sk_buff *skb, const struct nf_hook_s
 
 /* The verdict of nf_hook_slow: 1 continue, 0 stolen/queued, <0 dropped.
  * A changed packet (NAT) gets a step of its own so before → after shows. */
-static __always_inline void nf_exit(struct sk_buff *skb, __u8 hook, __s32 ret)
+static __always_inline void nf_exit(struct sk_buff *skb, __u8 hook, __u8 pf, __s32 ret)
 {
 	__u64 key = (__u64)skb;
 	struct pd_track *tr = bpf_map_lookup_elem(&tracks, &key);
 	if (!tr)
 		return;
 	struct pd_step *prev = last_step(tr);
-	if (!prev || prev->point != PD_POINT_NF_HOOK || prev->hook != hook)
+	if (!prev || prev->point != PD_POINT_NF_HOOK || prev->hook != hook || prev->pf != pf)
 		return;
 	prev->ret = ret;
 	if (ret < 0)
@@ -261,7 +264,7 @@ SEC("fexit/nf_hook_slow")
 int BPF_PROG(fexit_nf_hook_slow, struct sk_buff *skb, struct nf_hook_state *state,
 	     const struct nf_hook_entries *e, unsigned int s, int ret)
 {
-	nf_exit(skb, BPF_CORE_READ(state, hook), ret);
+	nf_exit(skb, BPF_CORE_READ(state, hook), BPF_CORE_READ(state, pf), ret);
 	return 0;
 }
 
@@ -269,6 +272,7 @@ int BPF_PROG(fexit_nf_hook_slow, struct sk_buff *skb, struct nf_hook_state *stat
 struct kret_args {
 	__u64 skb;
 	__u8 hook;
+	__u8 pf;
 };
 
 struct {
@@ -282,7 +286,7 @@ SEC("kprobe/nf_hook_slow")
 int BPF_KPROBE(kprobe_nf_hook_slow, struct sk_buff *skb, struct nf_hook_state *state)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct kret_args a = { .skb = (__u64)skb, .hook = BPF_CORE_READ(state, hook) };
+	struct kret_args a = { .skb = (__u64)skb, .hook = BPF_CORE_READ(state, hook), .pf = BPF_CORE_READ(state, pf) };
 	nf_enter(skb, state, PD_POINT_NF_HOOK, 0, PD_VERDICT_PENDING, false);
 	bpf_map_update_elem(&kret, &id, &a, BPF_ANY);
 	return 0;
@@ -295,7 +299,7 @@ int BPF_KRETPROBE(kretprobe_nf_hook_slow, int ret)
 	struct kret_args *a = bpf_map_lookup_elem(&kret, &id);
 	if (!a)
 		return 0;
-	nf_exit((struct sk_buff *)a->skb, a->hook, ret);
+	nf_exit((struct sk_buff *)a->skb, a->hook, a->pf, ret);
 	bpf_map_delete_elem(&kret, &id);
 	return 0;
 }

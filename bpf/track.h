@@ -199,6 +199,42 @@ static __always_inline bool delivered(const struct pd_step *s)
 	return nf_point(s->point) && s->hook == bpf_core_enum_value(enum nf_inet_hooks, NF_INET_LOCAL_IN);
 }
 
+static __always_inline bool nf_hook_is(const struct pd_step *s, __u8 hook)
+{
+	return nf_point(s->point) && s->hook == hook;
+}
+
+/* Where a packet made by this host's own stack is first seen: its
+ * LOCAL_OUT hook, or ip_output when no forwarding came before. */
+static __always_inline bool local_out(const struct pd_step *s)
+{
+	return s->point == PD_POINT_IP_OUTPUT ||
+	       nf_hook_is(s, bpf_core_enum_value(enum nf_inet_hooks, NF_INET_LOCAL_OUT));
+}
+
+/* Steps of the receiving side, before any forwarding decision. */
+static __always_inline bool input_side(const struct pd_step *s)
+{
+	return s->point == PD_POINT_NETIF_RECEIVE || s->point == PD_POINT_IP_RCV ||
+	       nf_hook_is(s, bpf_core_enum_value(enum nf_inet_hooks, NF_INET_PRE_ROUTING)) ||
+	       nf_hook_is(s, bpf_core_enum_value(enum nf_inet_hooks, NF_INET_LOCAL_IN));
+}
+
+/* The last step that is not a route lookup (lookups happen on both sides
+ * and say nothing about which one the packet is on). */
+static __always_inline struct pd_step *last_real_step(struct pd_track *tr)
+{
+#pragma unroll
+	for (__u32 back = 1; back <= 3; back++) {
+		if (tr->n < back)
+			return NULL;
+		struct pd_step *s = &tr->steps[(tr->n - back) & (PD_PATH_MAX - 1)];
+		if (s->point != PD_POINT_FIB_LOOKUP && s->point != PD_POINT_FIB_VALIDATE)
+			return s;
+	}
+	return NULL;
+}
+
 static __always_inline bool same_hook(const struct pd_step *a, const struct pd_step *b)
 {
 	return nf_point(b->point) && a->hook == b->hook && a->netns == b->netns;
@@ -294,10 +330,14 @@ static __always_inline void track_step(struct pd_track *tr, struct sk_buff *skb,
 	st->ctinfo = skb_ctinfo(skb, btf);
 
 	struct pd_step *prev = last_step(tr);
-	if (prev && delivered(prev) && !same_hook(prev, st)) {
+	struct pd_step *real = local_out(st) ? last_real_step(tr) : NULL;
+	if (prev && ((delivered(prev) && !same_hook(prev, st)) || (real && input_side(real)))) {
 		/* The previous packet at this address was delivered to a local
 		 * socket and freed where no tracepoint sees it (TCP frees with
-		 * __kfree_skb): this is a new packet, not more of its path. */
+		 * __kfree_skb): this is a new packet, not more of its path. A
+		 * namespace without an INPUT hook shows the delivery only by
+		 * what comes next: a packet of its own stack going out, with
+		 * no forwarding in between. */
 		forget(tr);
 		if (!tuple_match(&st->t)) {
 			__u64 key = (__u64)skb;

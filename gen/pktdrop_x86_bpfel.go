@@ -17,7 +17,8 @@ type PktdropKretArgs struct {
 	_    structs.HostLayout
 	Skb  uint64
 	Hook uint8
-	_    [7]byte
+	Pf   uint8
+	_    [6]byte
 }
 
 type PktdropPdCounter uint32
@@ -214,6 +215,8 @@ const (
 	PktdropVarCfgNetns                    = "cfg_netns"
 	PktdropVarCfgNfPrio                   = "cfg_nf_prio"
 	PktdropVarCfgPath                     = "cfg_path"
+	PktdropVarCfgPfIpv4                   = "cfg_pf_ipv4"
+	PktdropVarCfgPfIpv6                   = "cfg_pf_ipv6"
 	PktdropVarCfgPort                     = "cfg_port"
 	PktdropVarCfgProto                    = "cfg_proto"
 	PktdropVarCfgReasonExcl               = "cfg_reason_excl"
@@ -351,6 +354,8 @@ type PktdropVariableSpecs struct {
 	CfgNetns        *ebpf.VariableSpec `ebpf:"cfg_netns"`
 	CfgNfPrio       *ebpf.VariableSpec `ebpf:"cfg_nf_prio"`
 	CfgPath         *ebpf.VariableSpec `ebpf:"cfg_path"`
+	CfgPfIpv4       *ebpf.VariableSpec `ebpf:"cfg_pf_ipv4"`
+	CfgPfIpv6       *ebpf.VariableSpec `ebpf:"cfg_pf_ipv6"`
 	CfgPort         *ebpf.VariableSpec `ebpf:"cfg_port"`
 	CfgProto        *ebpf.VariableSpec `ebpf:"cfg_proto"`
 	CfgReasonExcl   *ebpf.VariableSpec `ebpf:"cfg_reason_excl"`
@@ -434,6 +439,8 @@ type PktdropVariables struct {
 	CfgNetns        *ebpf.Variable `ebpf:"cfg_netns"`
 	CfgNfPrio       *ebpf.Variable `ebpf:"cfg_nf_prio"`
 	CfgPath         *ebpf.Variable `ebpf:"cfg_path"`
+	CfgPfIpv4       *ebpf.Variable `ebpf:"cfg_pf_ipv4"`
+	CfgPfIpv6       *ebpf.Variable `ebpf:"cfg_pf_ipv6"`
 	CfgPort         *ebpf.Variable `ebpf:"cfg_port"`
 	CfgProto        *ebpf.Variable `ebpf:"cfg_proto"`
 	CfgReasonExcl   *ebpf.Variable `ebpf:"cfg_reason_excl"`

@@ -85,6 +85,9 @@ func TestTraceDNATBridge(t *testing.T) {
 		checkPathSeq(t, *reply, dropToken(s.Expect.ReplyPath, "conntrack"))
 		checkPathEnds(t, *reply, s.Client.Name())
 		checkTraceFields(t, *reply, s.Client.Name())
+		if t.Failed() {
+			t.Logf("all reports of the connection:\n%s", shortReports(rs))
+		}
 	})
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
 
 	"github.com/pktdrop/pktdrop/gen"
 )
@@ -71,6 +72,7 @@ func Load(cfg Config) (*Set, error) {
 		return nil, err
 	}
 	consts["cfg_nf_prio"] = prios
+	consts["cfg_pf_ipv4"], consts["cfg_pf_ipv6"] = uint8(unix.NFPROTO_IPV4), uint8(unix.NFPROTO_IPV6)
 	for k, v := range cfg.Constants {
 		consts[k] = v
 	}
