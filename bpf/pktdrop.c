@@ -382,12 +382,20 @@ static __always_inline void note_nf_drop(struct sk_buff *skb, const char *table,
 SEC("fentry/nft_do_chain")
 int BPF_PROG(fentry_nft_do_chain, struct nft_pktinfo *pkt, void *priv)
 {
+	if (!following_any())
+		return 0;
 	__u32 zero = 0;
 	struct pd_nft_cur *c = bpf_map_lookup_elem(&nft_cur, &zero);
-	if (c) {
-		c->skb = (__u64)BPF_CORE_READ(pkt, skb);
-		c->chain = (__u64)priv;
-	}
+	if (!c)
+		return 0;
+	__u64 key = (__u64)BPF_CORE_READ(pkt, skb);
+	c->skb = 0;
+	if (!bpf_map_lookup_elem(&tracks, &key))
+		return 0;
+	struct nft_chain *chain = priv;
+	bpf_probe_read_kernel_str(c->table, sizeof(c->table), BPF_CORE_READ(chain, table, name));
+	bpf_probe_read_kernel_str(c->chain, sizeof(c->chain), BPF_CORE_READ(chain, name));
+	c->skb = key;
 	return 0;
 }
 
@@ -397,7 +405,7 @@ int BPF_PROG(fexit_nft_do_chain, struct nft_pktinfo *pkt, void *priv, unsigned i
 	__u32 zero = 0;
 	struct pd_nft_cur *c = bpf_map_lookup_elem(&nft_cur, &zero);
 	if (c)
-		c->chain = 0;
+		c->skb = 0;
 	/* Kernels that let nf_hook_slow free the packet free it after this. */
 	if ((ret & PD_NF_VERDICT_MASK) != PD_NF_DROP)
 		return 0;

@@ -368,13 +368,15 @@ static __always_inline void record(struct sk_buff *skb, struct pd_step *st, stru
 		track_step(tr, skb, st, dev, btf);
 }
 
-/* The nf_tables base chain this CPU is evaluating, and for which skb
+/* The nf_tables base chain this CPU is evaluating for a followed skb
  * (fentry/fexit nft_do_chain). Since 5.x nf_tables frees a dropped packet
  * inside nft_do_chain, before any fexit could name the chain: the free
- * reads the names from here instead. */
+ * takes the names from here. They are copied at fentry, so that the free
+ * needs no nf_tables type (those live in the module's BTF). */
 struct pd_nft_cur {
-	__u64 skb;
-	__u64 chain; /* struct nft_chain *, 0 outside a chain */
+	__u64 skb; /* 0 outside a chain */
+	char table[PD_NFNAMSIZ];
+	char chain[PD_NFNAMSIZ];
 };
 
 struct {
@@ -388,9 +390,8 @@ static __always_inline void nft_chain_names(__u64 skb, char *table, char *chain)
 {
 	__u32 zero = 0;
 	struct pd_nft_cur *c = bpf_map_lookup_elem(&nft_cur, &zero);
-	if (!c || c->skb != skb || !c->chain)
+	if (!c || !c->skb || c->skb != skb)
 		return;
-	const struct nft_chain *ch = (const struct nft_chain *)c->chain;
-	bpf_probe_read_kernel_str(table, PD_NFNAMSIZ, BPF_CORE_READ(ch, table, name));
-	bpf_probe_read_kernel_str(chain, PD_NFNAMSIZ, BPF_CORE_READ(ch, name));
+	__builtin_memcpy(table, c->table, PD_NFNAMSIZ);
+	__builtin_memcpy(chain, c->chain, PD_NFNAMSIZ);
 }

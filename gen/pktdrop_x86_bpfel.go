@@ -81,7 +81,8 @@ type PktdropPdNfMemos struct {
 type PktdropPdNftCur struct {
 	_     structs.HostLayout
 	Skb   uint64
-	Chain uint64
+	Table [32]int8
+	Chain [32]int8
 }
 
 type PktdropPdPoint uint32

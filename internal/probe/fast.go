@@ -29,7 +29,8 @@ func kernelBTF() *btf.Cache { return btfCache.Load() }
 // A module's types are split from vmlinux's, and cilium/ebpf (v0.22)
 // decodes the vmlinux types a module refers to without taking vmlinux's
 // lock: a module load beside any other load is a concurrent map write, a
-// crash. Loads against vmlinux alone share the read side.
+// crash. Loads against vmlinux alone (programs that attach to vmlinux and
+// relocate against it only, see loadNow) share the read side.
 var moduleBTF sync.RWMutex
 
 // inModule tells whether a program attaches to a function in a module.

@@ -200,9 +200,20 @@ func (s *Set) loadNow(name string) (*ebpf.Program, error) {
 		Programs: map[string]*ebpf.ProgramSpec{name: ps}}
 	// One BTF cache for every load: without it each program's CO-RE
 	// relocations decode the kernel's BTF afresh.
+	opts := ebpf.CollectionOptions{MapReplacements: s.maps, Cache: kernelBTF()}
 	unlock := lockBTF(name)
-	coll, err := ebpf.NewCollectionWithOptions(one, ebpf.CollectionOptions{MapReplacements: s.maps, Cache: kernelBTF()})
-	unlock()
+	defer unlock()
+	if !inModule()[name] {
+		// CO-RE against vmlinux alone: by default cilium/ebpf also
+		// searches every module's BTF, which is what must not run
+		// beside another load (see moduleBTF).
+		kernel, err := kernelBTF().Kernel()
+		if err != nil {
+			return nil, fmt.Errorf("load kernel BTF: %w", err)
+		}
+		opts.Programs.KernelTypes = kernel
+	}
+	coll, err := ebpf.NewCollectionWithOptions(one, opts)
 	if err != nil {
 		return nil, explain(err)
 	}
