@@ -1,19 +1,15 @@
 package probe
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"os"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
-	"github.com/google/nftables"
 	"golang.org/x/sys/unix"
 
 	"github.com/pktdrop/pktdrop/internal/netns"
@@ -91,7 +87,7 @@ type nfState struct {
 	mu       sync.Mutex
 	progs    []*ebpf.Program
 	links    []link.Link
-	attached map[uint64]nfMode // netns inode: which brackets it has
+	attached map[uint64]nsPlan // netns inode: which brackets it has
 	closed   bool
 }
 
@@ -109,17 +105,18 @@ func (n *nfState) close() error {
 	return errors.Join(errs...)
 }
 
-var nfFamilies = []link.NetfilterProtocolFamily{unix.NFPROTO_IPV4, unix.NFPROTO_IPV6}
-
-// AttachNetfilter brackets every netfilter hook with links in each network
-// namespace (links belong to the namespace that creates them). Used where
-// nf_hook_slow cannot be probed. Links return ACCEPT and change nothing.
+// AttachNetfilter brackets the netfilter hooks with links in each network
+// namespace (links belong to the namespace that creates them), where its
+// tables make them tell something (planNamespace). Used where nf_hook_slow
+// cannot be probed. Links return ACCEPT and change nothing. Called again
+// for rescans: a namespace gets the brackets its new chains need; none
+// are taken away.
 func (s *Set) AttachNetfilter(nsPaths []string) error {
 	first := s.nf == nil
 	st := Status{Point: "netfilter hooks", Why: "which hook and table a packet reached (no nf_hook_slow)"}
 	if first {
 		defer func() { s.Status = append(s.Status, st) }()
-		s.nf = &nfState{attached: map[uint64]nfMode{}}
+		s.nf = &nfState{attached: map[uint64]nsPlan{}}
 		for i := 0; i < 8; i++ {
 			p, err := s.loadProgram(nfProgName(i))
 			if err != nil {
@@ -140,22 +137,24 @@ func (s *Set) AttachNetfilter(nsPaths []string) error {
 		return err
 	}
 	type job struct {
-		path  string
-		ino   uint64
-		have  nfMode
-		mode  nfMode
-		links []link.Link
-		err   error
+		path    string
+		ino     uint64
+		have    nsPlan // attached before
+		now     nsPlan // attached after
+		existed bool
+		links   []link.Link
+		err     error
 	}
 	var jobs []*job
 	seen := map[uint64]bool{}
 	for _, path := range nsPaths {
 		var sb unix.Stat_t
-		if err := unix.Stat(path, &sb); err != nil || seen[sb.Ino] || n.attached[sb.Ino] == nfFull {
+		if err := unix.Stat(path, &sb); err != nil || seen[sb.Ino] || n.attached[sb.Ino] == fullPlan {
 			continue // gone already, or done
 		}
 		seen[sb.Ino] = true
-		jobs = append(jobs, &job{path: path, ino: sb.Ino, have: n.attached[sb.Ino]})
+		have, existed := n.attached[sb.Ino]
+		jobs = append(jobs, &job{path: path, ino: sb.Ino, have: have, existed: existed})
 	}
 	// Namespaces are attached in parallel: each link costs the kernel a
 	// hook registration, and there are up to 80 per namespace.
@@ -170,30 +169,25 @@ func (s *Set) AttachNetfilter(nsPaths []string) error {
 		go func() {
 			defer wg.Done()
 			for j := range work {
-				j.mode = j.have
+				j.now = j.have
 				j.err = netns.DoPath(j.path, func() error {
-					want := nfLight
-					if nsHasTables(j.path) {
-						want = nfFull
-					}
-					if want == j.have {
-						return nil
-					}
-					for _, i := range nfBrackets[want] {
-						if j.have == nfLight && slices.Contains(nfBrackets[nfLight], i) {
-							continue // attached already
-						}
-						for _, fam := range nfFamilies {
-							for hook := link.NetfilterInetHook(0); hook < unix.NF_INET_NUMHOOKS; hook++ {
-								l, err := attachBracket(n.progs[i], fam, hook, prios[i], i == len(prios)-1)
+					want := planNamespace(j.path, prios)
+					for f, fam := range nfFamilies {
+						for hook := range want[f] {
+							for i, p := range n.progs {
+								bit := uint8(1) << i
+								if want[f][hook]&bit == 0 || j.now[f][hook]&bit != 0 {
+									continue
+								}
+								l, err := attachBracket(p, fam, link.NetfilterInetHook(hook), prios[i], i == len(prios)-1)
 								if err != nil {
 									return err
 								}
 								j.links = append(j.links, l)
+								j.now[f][hook] |= bit
 							}
 						}
 					}
-					j.mode = want
 					return nil
 				})
 			}
@@ -204,18 +198,16 @@ func (s *Set) AttachNetfilter(nsPaths []string) error {
 	tried := 0
 	for _, j := range jobs {
 		n.links = append(n.links, j.links...)
-		if j.have != nfNone {
-			if j.err == nil {
-				n.attached[j.ino] = j.mode
-			}
-			continue // a rescan of a namespace that has links already
+		if j.existed {
+			n.attached[j.ino] = j.now // a rescan: keep what it added
+			continue
 		}
 		tried++
 		if j.err != nil {
 			failed = append(failed, fmt.Sprintf("%s: %s", j.path, oneLine(j.err)))
 			continue
 		}
-		n.attached[j.ino] = j.mode
+		n.attached[j.ino] = j.now
 	}
 	if first && tried > 0 && len(failed) == tried {
 		st.Failures = append(st.Failures, fmt.Sprintf("%s: %s", NFLink, strings.Join(failed, "; ")))
@@ -226,54 +218,6 @@ func (s *Set) AttachNetfilter(nsPaths []string) error {
 		st.Failures = failed
 	}
 	return nil
-}
-
-// Which brackets a namespace gets. A namespace without nftables or
-// iptables tables has no table to tell apart: there the first and the last
-// bracket give the same steps as all eight (the hook was reached, and
-// passed or not), for a quarter of the per-packet cost. Rescans (every
-// AddNetns) add the other six once a table appears; until then, at most
-// one rescan interval, a drop in the new table is attributed to the hook
-// without its table.
-type nfMode uint8
-
-const (
-	nfNone nfMode = iota
-	nfLight
-	nfFull
-)
-
-var nfBrackets = map[nfMode][]int{nfLight: {0, 7}, nfFull: {0, 1, 2, 3, 4, 5, 6, 7}}
-
-// nsHasTables tells whether the namespace the calling thread is in (path
-// names it) has nftables tables of the inet families or iptables-legacy
-// tables. When that cannot be found out, it says yes: all brackets.
-func nsHasTables(path string) bool {
-	for _, f := range []string{"/proc/thread-self/net/ip_tables_names", "/proc/thread-self/net/ip6_tables_names"} {
-		if b, err := os.ReadFile(f); err == nil && len(bytes.TrimSpace(b)) > 0 {
-			return true
-		}
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return true
-	}
-	defer f.Close()
-	c, err := nftables.New(nftables.WithNetNSFd(int(f.Fd())))
-	if err != nil {
-		return true
-	}
-	tables, err := c.ListTables()
-	if err != nil {
-		return true
-	}
-	for _, t := range tables {
-		switch t.Family {
-		case nftables.TableFamilyINet, nftables.TableFamilyIPv4, nftables.TableFamilyIPv6:
-			return true
-		}
-	}
-	return false
 }
 
 // NetfilterLinks tells whether netfilter links are in use.
