@@ -178,9 +178,18 @@ func bpfIDs(t *testing.T, pid int, key string) []int {
 }
 
 // bpftoolIDs returns the ids and names bpftool lists for "prog" or "link".
+// bpftool fails when an object it enumerated is gone before it opens it
+// (other tests' pktdrops exit meanwhile): such a failure is retried.
 func bpftoolIDs(t *testing.T, kind string) map[int]string {
 	t.Helper()
-	out, err := exec.Command("bpftool", "-j", kind, "list").Output()
+	var out []byte
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if out, err = exec.Command("bpftool", "-j", kind, "list").Output(); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if err != nil {
 		t.Fatalf("bpftool %s list: %v", kind, err)
 	}
