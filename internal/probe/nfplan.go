@@ -14,8 +14,15 @@ import (
 // tell its tables apart: bracket i names table i, and only a hook with a
 // chain in table i's range can drop or change a packet there.
 //
-//   - every hook: the first bracket (the hook's step) and the last (the
-//     packet passed it);
+//   - a family without base chains: only INPUT and OUTPUT, at the last
+//     bracket. Nothing can stop a packet at its hooks, so PREROUTING,
+//     FORWARD and POSTROUTING would only add a step (kernels probed
+//     through nf_hook_slow have none there either: the kernel runs no
+//     hook without a chain); INPUT and OUTPUT mark where one packet's
+//     path ends and the next one's starts at a reused skb address (see
+//     track.h), which nothing else does here;
+//   - in a family with base chains, every hook: the first bracket (the
+//     hook's step) and the last (the packet passed it);
 //   - a hook with a base chain at priority p: the bracket just before p
 //     (a drop there names its table) and the next one (the packet passed
 //     that table; for the NAT tables, where nf_link decides afresh about a
@@ -38,6 +45,7 @@ var nfFamilies = []link.NetfilterProtocolFamily{unix.NFPROTO_IPV4, unix.NFPROTO_
 const (
 	allBrackets   = 0xff
 	lightBrackets = 1<<0 | 1<<7
+	lastBracket   = 1 << 7
 	ctBracket     = 1 << 1
 )
 
@@ -61,9 +69,8 @@ type baseChain struct {
 func planChains(chains []baseChain, prios [8]int32) nsPlan {
 	var p nsPlan
 	for f := range p {
-		for h := range p[f] {
-			p[f][h] = lightBrackets
-		}
+		p[f][unix.NF_INET_LOCAL_IN] = lastBracket
+		p[f][unix.NF_INET_LOCAL_OUT] = lastBracket
 	}
 	for _, c := range chains {
 		var fams []int
@@ -86,7 +93,7 @@ func planChains(chains []baseChain, prios [8]int32) nsPlan {
 		}
 		for _, f := range fams {
 			for h := range p[f] {
-				p[f][h] |= ctBracket
+				p[f][h] |= lightBrackets | ctBracket
 			}
 			if before >= 0 {
 				p[f][c.hook] |= 1 << before
