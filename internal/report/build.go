@@ -131,6 +131,12 @@ func (b *Builder) path(ev *event.Event, r *Report) {
 		}
 		prev = s
 	}
+	// nf_hook_slow frees a packet its hook drops before returning, so the
+	// verdict of a drop's last hook is never seen: the drop is it.
+	if n := len(r.Path); n > 0 && ev.Kind == event.KindDrop && ev.Path[n-1].Point == event.PointNFHook &&
+		ev.Path[n-1].Ret == event.VerdictPending {
+		r.Path[n-1].Detail = "dropped"
+	}
 }
 
 // A rule translates only the first packet of a connection; conntrack

@@ -127,7 +127,7 @@ func TestStepDetails(t *testing.T) {
 		detail    string
 		wantPorts bool
 	}{
-		{"verdict pending", event.Step{Point: event.PointNFHook, Hook: 2, Ret: event.VerdictPending}, "FORWARD", "", "no verdict seen", false},
+		{"verdict pending at the drop", event.Step{Point: event.PointNFHook, Hook: 2, Ret: event.VerdictPending}, "FORWARD", "", "dropped", false},
 		{"accepted", event.Step{Point: event.PointNFHook, Hook: 1, Ret: 1}, "INPUT", "", "accepted", false},
 		{"stolen", event.Step{Point: event.PointNFHook, Hook: 1, Ret: 0}, "INPUT", "", "stolen or queued", false},
 		{"dropped (-EPERM)", event.Step{Point: event.PointNFHook, Hook: 2, Ret: -1}, "FORWARD", "", "dropped", false},
@@ -154,6 +154,20 @@ func TestStepDetails(t *testing.T) {
 				t.Errorf("step ports %d>%d; want ports: %v", s.Sport, s.Dport, tc.wantPorts)
 			}
 		})
+	}
+}
+
+// A hook whose verdict was not seen is the drop only when it is a drop's
+// last step.
+func TestPendingVerdictElsewhere(t *testing.T) {
+	pending := event.Step{Point: event.PointNFHook, Hook: 2, Ret: event.VerdictPending, Netns: hostNS}
+	for _, ev := range []event.Event{
+		{Kind: event.KindTrace, Path: []event.Step{pending}},
+		{Kind: event.KindDrop, Path: []event.Step{pending, {Point: event.PointIPForward, Netns: hostNS}}},
+	} {
+		if d := builder().Build(&ev).Path[0].Detail; d != "no verdict seen" {
+			t.Errorf("kind %v, %d steps: detail %q, want %q", ev.Kind, len(ev.Path), d, "no verdict seen")
+		}
 	}
 }
 
