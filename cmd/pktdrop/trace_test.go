@@ -25,22 +25,31 @@ func TestTraceDNATShadowed(t *testing.T) {
 		checkTrace(t, s, traceRun(t, s))
 	})
 	// By which rule: with --rules the translation names the KUBE-SEP
-	// chain that shadows the user's own DNAT.
-	t.Run("trace_rules", func(t *testing.T) {
-		s := buildScenario(t, ok(testnet.DNATShadowed))
-		if nftRulesUnavailable(t, "trace", "--proto", "tcp", "--host", s.Expect.Src, "--rules") {
-			return
+	// chain that shadows the user's own DNAT, for nf_tables (nftrace) and
+	// for iptables-legacy (counters; on every kernel).
+	for _, legacy := range []bool{false, true} {
+		name, build := "trace_rules", ok(testnet.DNATShadowed)
+		if legacy {
+			name, build = "trace_rules_legacy", testnet.DNATShadowedLegacy
 		}
-		rs := traceRun(t, s, "--rules")
-		fwd := firstPacket(t, s, rs)
-		if fwd == nil {
-			return
-		}
-		want := s.Expect.NAT[0].Chains[len(s.Expect.NAT[0].Chains)-1]
-		if n := fwd.NAT[0]; !strings.Contains(n.By+" "+n.Rule, want) {
-			t.Errorf("translation %+v does not name the rule's chain %s", n, want)
-		}
-	})
+		t.Run(name, func(t *testing.T) {
+			s := buildScenario(t, build)
+			if !legacy && nftRulesUnavailable(t, "trace", "--proto", "tcp", "--host", s.Expect.Src, "--rules") {
+				return
+			}
+			rs := traceRun(t, s, "--rules")
+			fwd := firstPacket(t, s, rs)
+			if fwd == nil {
+				return
+			}
+			want := s.Expect.NAT[0].Chains[len(s.Expect.NAT[0].Chains)-1]
+			n := fwd.NAT[0]
+			if !strings.Contains(n.By+" "+n.Rule, want) || !strings.Contains(n.Rule, "--to-destination "+s.Expect.NAT[0].To) {
+				t.Errorf("translation %+v does not name the rule (in chain %s, to %s)", n, want, s.Expect.NAT[0].To)
+			}
+			t.Logf("nat %s: %s → %s by %s: %s", n.Hook, n.Before, n.After, n.By, n.Rule)
+		})
+	}
 }
 
 // TestTraceDNATBridge is field case 5: host:8080 DNATed to ns1:80 behind

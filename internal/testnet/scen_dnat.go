@@ -28,6 +28,23 @@ const (
 // and answer with their name, so Trigger can tell which one was reached.
 func DNATShadowed(tb testing.TB) *Scenario {
 	tb.Helper()
+	return dnatShadowed(tb, "iptables-nft")
+}
+
+// DNATShadowedLegacy is DNATShadowed with iptables-legacy, as kube-proxy
+// writes it on hosts whose iptables is the legacy one.
+func DNATShadowedLegacy(tb testing.TB) (*Scenario, error) {
+	tb.Helper()
+	if err := haveLegacy(tb, "iptables-legacy"); err != nil {
+		return nil, err
+	}
+	s := dnatShadowed(tb, "iptables-legacy")
+	s.Name += "Legacy"
+	return s, nil
+}
+
+func dnatShadowed(tb testing.TB, tool string) *Scenario {
+	tb.Helper()
 	n := New(tb)
 	c, h, vm, pod := n.NS("client"), n.NS("host"), n.NS("vm"), n.NS("traefik")
 	n.Link(c, "cl0", clientIP+"/24", h, "eth0", hostIP+"/24")
@@ -47,7 +64,7 @@ func DNATShadowed(tb testing.TB) *Scenario {
 	}
 	dport := fmt.Sprint(webPort)
 	sep := fmt.Sprintf("%s:%d", traefik, podPort)
-	ipt(tb, h, "iptables-nft",
+	ipt(tb, h, tool,
 		[]string{"-t", "nat", "-N", "KUBE-SERVICES"},
 		[]string{"-t", "nat", "-N", kubeExt},
 		[]string{"-t", "nat", "-N", kubeSvc},
@@ -73,6 +90,7 @@ func DNATShadowed(tb testing.TB) *Scenario {
 			}
 			return nil
 		},
+		Notes: []string{"iptables backend: " + tool},
 		Expect: Expect{
 			Netns: h.Name(), Iface: "eth0",
 			Src: clientIP, Dst: hostIP, Proto: "tcp", DstPort: webPort,

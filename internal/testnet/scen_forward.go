@@ -55,17 +55,24 @@ func ForwardPolicyDrop6Legacy(tb testing.TB) (*Scenario, error) {
 }
 
 func forwardPolicyLegacy(tb testing.TB, tool string, v6 bool) (*Scenario, error) {
+	if err := haveLegacy(tb, tool); err != nil {
+		return nil, err
+	}
+	return forwardPolicy(tb, tool, v6), nil
+}
+
+// haveLegacy returns an error wrapping ErrUnavailable unless tool (an
+// iptables-legacy binary) exists and the kernel has its x_tables.
+func haveLegacy(tb testing.TB, tool string) error {
 	if _, err := exec.LookPath(tool); err != nil {
-		return nil, fmt.Errorf("%s: %w: %v", tool, ErrUnavailable, err)
+		return fmt.Errorf("%s: %w: %v", tool, ErrUnavailable, err)
 	}
 	n := New(tb)
-	probe := n.NS("probe")
-	if _, err := probe.Run(tool, "-w", "-L", "FORWARD", "-n"); err != nil {
-		n.Close()
-		return nil, fmt.Errorf("%s: %w: %v", tool, ErrUnavailable, err)
+	defer n.Close()
+	if _, err := n.NS("probe").Run(tool, "-w", "-L", "FORWARD", "-n"); err != nil {
+		return fmt.Errorf("%s: %w: %v", tool, ErrUnavailable, err)
 	}
-	n.Close()
-	return forwardPolicy(tb, tool, v6), nil
+	return nil
 }
 
 // blockOverlay is a rule an operator adds to DOCKER-USER, ahead of its
