@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pktdrop/pktdrop/internal/privtest"
+	"github.com/pktdrop/pktdrop/internal/report"
 	"github.com/pktdrop/pktdrop/internal/testnet"
 )
 
@@ -270,4 +272,43 @@ func keys(m map[string]bool) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// TestTwoAtOnce: two pktdrops watching the same namespace (the kernel
+// allows one netfilter BPF program per hook priority, so the second
+// brackets next to the first) both report the drop in full, the same way,
+// and both exit cleanly.
+func TestTwoAtOnce(t *testing.T) {
+	t.Parallel()
+	s := buildScenario(t, ok(testnet.ForwardPolicyDrop))
+	args := append(append([]string{"watch"}, scenarioFilter(s)...), "-o", "json")
+	a, b := start(t, args...), start(t, args...)
+	if err := s.Trigger(); err != nil {
+		t.Errorf("trigger: %v", err)
+	}
+	a.waitReports(1, reportTimeout)
+	b.waitReports(1, reportTimeout)
+	ra, rb := a.stop(syscall.SIGINT), b.stop(syscall.SIGINT)
+	for i, res := range []result{ra, rb} {
+		if res.Code != 0 {
+			t.Errorf("pktdrop %d: exit %d; stderr:\n%s", i+1, res.Code, res.Stderr)
+		}
+		checkDrop(t, s, withName("ForwardPolicyDrop", nil, forwardPolicyWords), res)
+		if len(res.Reports) == 0 {
+			t.Errorf("pktdrop %d reported nothing; stderr:\n%s", i+1, res.Stderr)
+		}
+	}
+	if len(ra.Reports) > 0 && len(rb.Reports) > 0 {
+		if pa, pb := pathWhere(ra.Reports[0]), pathWhere(rb.Reports[0]); pa != pb || ra.Reports[0].Table != rb.Reports[0].Table {
+			t.Errorf("the two pktdrops saw different paths or tables:\n%s (%s)\n%s (%s)", pa, ra.Reports[0].Table, pb, rb.Reports[0].Table)
+		}
+	}
+}
+
+func pathWhere(r report.Report) string {
+	var b strings.Builder
+	for _, s := range r.Path {
+		fmt.Fprintf(&b, "%s@%s %s; ", s.Where, s.Iface, s.Detail)
+	}
+	return b.String()
 }
