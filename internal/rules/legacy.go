@@ -85,7 +85,10 @@ func (l *legacy) attach(r *report.Report) bool {
 		fam = 6
 	}
 	settled := false
-	if r.Kind == "drop" && r.Cause == "netfilter" && r.Verdict == "" {
+	// nf_tables frees what it drops in nft_do_chain (x_tables leaves it to
+	// nf_hook_slow): such a drop is not the legacy tables', whatever their
+	// counters did meanwhile.
+	if r.Kind == "drop" && r.Cause == "netfilter" && r.Verdict == "" && !strings.HasPrefix(r.Location, "nft_do_chain") {
 		if ns := l.fresh(legacyKey{r.Netns, fam}); ns != nil {
 			settled = l.claimDrop(r, ns)
 		}
