@@ -37,7 +37,7 @@ func TestParseSpecUnprivileged(t *testing.T) {
 	if got, err := parseSpec(dir, "/proc", "4026531840"); err != nil || got != 4026531840 {
 		t.Errorf("inode: %d, %v", got, err)
 	}
-	self, err := nsInode("/proc/self/ns/net")
+	self, err := Inode("/proc/self/ns/net")
 	if err != nil {
 		t.Skipf("cannot stat own netns: %v", err)
 	}
@@ -66,14 +66,14 @@ func TestParseSpecUnprivileged(t *testing.T) {
 }
 
 func TestResolverNamesOwnNetns(t *testing.T) {
-	self, err := nsInode("/proc/self/ns/net")
+	self, err := Inode("/proc/self/ns/net")
 	if err != nil {
 		t.Skipf("cannot stat own netns: %v", err)
 	}
 	r := newResolver(t.TempDir(), "/proc")
 	r.Refresh()
 	want := "self"
-	if host, err := nsInode("/proc/1/ns/net"); err == nil && host == self {
+	if host, err := Inode("/proc/1/ns/net"); err == nil && host == self {
 		want = "host"
 	}
 	if got := r.Name(self); got != want {
@@ -109,7 +109,7 @@ func TestLookupMissRefreshRateLimited(t *testing.T) {
 }
 
 func TestLinkInode(t *testing.T) {
-	want, err := nsInode("/proc/self/ns/net")
+	want, err := Inode("/proc/self/ns/net")
 	if err != nil {
 		t.Skip(err)
 	}

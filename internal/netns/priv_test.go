@@ -56,7 +56,7 @@ func newTestNS(t *testing.T) testNS {
 	run(t, "ip", "netns", "exec", name, "sh", "-c",
 		"echo 99 > /proc/sys/net/ipv4/ip_default_ttl && echo 1 > /proc/sys/net/ipv4/conf/pdv0/rp_filter && echo 1 > /proc/sys/net/ipv4/conf/all/rp_filter")
 
-	ino, err := nsInode(RunDir + "/" + name)
+	ino, err := Inode(RunDir + "/" + name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +145,7 @@ func TestPrivilegedRouteGet(t *testing.T) {
 func TestPrivilegedDo(t *testing.T) {
 	ns := newTestNS(t)
 	r := NewResolver()
-	before, err := nsInode("/proc/self/ns/net")
+	before, err := Inode("/proc/self/ns/net")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +190,7 @@ func TestPrivilegedDo(t *testing.T) {
 			t.Fatalf("after Do: %v", err)
 		}
 	}
-	if after, _ := nsInode("/proc/self/ns/net"); after != before {
+	if after, _ := Inode("/proc/self/ns/net"); after != before {
 		t.Errorf("process netns changed: %d -> %d", before, after)
 	}
 	if err := r.Do(4294967295, inside(0)); err == nil {
@@ -213,7 +213,7 @@ func TestPrivilegedProcessNetns(t *testing.T) {
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", cmd.Process.Pid))
 		var err error
-		ino, err = nsInode(path)
+		ino, err = Inode(path)
 		if err == nil && strings.TrimSpace(string(comm)) == "sleep" {
 			break
 		}

@@ -75,12 +75,12 @@ func (r *Resolver) Refresh() {
 	}
 	// Order is priority: the first name given to an inode sticks.
 	hostPath := filepath.Join(r.procDir, "1/ns/net")
-	if ino, err := nsInode(hostPath); err == nil {
+	if ino, err := Inode(hostPath); err == nil {
 		put(Info{ino, "host", hostPath})
 	}
 	for _, n := range namedIn(r.runDir) {
 		p := filepath.Join(r.runDir, n)
-		if ino, err := nsInode(p); err == nil {
+		if ino, err := Inode(p); err == nil {
 			put(Info{ino, n, p})
 		}
 	}
@@ -89,7 +89,7 @@ func (r *Resolver) Refresh() {
 	// thread-self, not self: /proc/self follows the main thread, which may
 	// itself be inside Do at the moment the path is opened.
 	selfPath := filepath.Join(r.procDir, "thread-self/ns/net")
-	if ino, err := nsInode(selfPath); err == nil {
+	if ino, err := Inode(selfPath); err == nil {
 		put(Info{ino, "self", selfPath})
 	}
 	for _, pid := range pids(r.procDir) {
@@ -155,8 +155,8 @@ func (r *Resolver) All() []Info {
 	return out
 }
 
-// nsInode stats an nsfs file (following symlinks) for its inode.
-func nsInode(path string) (uint32, error) {
+// Inode stats an nsfs file (following symlinks) for its inode.
+func Inode(path string) (uint32, error) {
 	var st unix.Stat_t
 	if err := unix.Stat(path, &st); err != nil {
 		return 0, err

@@ -1,12 +1,13 @@
 package probe
 
 import (
-	"bytes"
 	"os"
 
 	"github.com/cilium/ebpf/link"
 	"github.com/google/nftables"
 	"golang.org/x/sys/unix"
+
+	"github.com/pktdrop/pktdrop/internal/xtables"
 )
 
 // Which brackets a namespace gets. Every bracket is a program run for
@@ -109,10 +110,8 @@ func planChains(chains []baseChain, prios [8]int32) nsPlan {
 // planNamespace plans the namespace the calling thread is in (path names
 // it). When its tables cannot be read, all brackets.
 func planNamespace(path string, prios [8]int32) nsPlan {
-	for _, f := range []string{"/proc/thread-self/net/ip_tables_names", "/proc/thread-self/net/ip6_tables_names"} {
-		if b, err := os.ReadFile(f); err == nil && len(bytes.TrimSpace(b)) > 0 {
-			return fullPlan
-		}
+	if xtables.InUse(4) || xtables.InUse(6) {
+		return fullPlan
 	}
 	f, err := os.Open(path)
 	if err != nil {

@@ -7,8 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/pktdrop/pktdrop/internal/netns"
 	"github.com/pktdrop/pktdrop/internal/report"
 	"github.com/pktdrop/pktdrop/internal/xtables"
 )
@@ -43,7 +42,7 @@ func startLegacy(nsPaths []string, family uint8) (*legacy, []string) {
 	l := &legacy{tables: map[legacyKey]*legacyNS{}}
 	var notes []string
 	for _, path := range nsPaths {
-		ino, err := inode(path)
+		ino, err := netns.Inode(path)
 		if err != nil {
 			continue
 		}
@@ -62,14 +61,6 @@ func startLegacy(nsPaths []string, family uint8) (*legacy, []string) {
 		}
 	}
 	return l, notes
-}
-
-func inode(path string) (uint32, error) {
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
-		return 0, err
-	}
-	return uint32(st.Ino), nil
 }
 
 // attach names the legacy rule or policy behind r's drop and the legacy
@@ -174,4 +165,3 @@ func addEvidence(r *report.Report, k, v string) {
 	}
 	r.Evidence[k] = v
 }
-

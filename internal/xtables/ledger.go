@@ -10,6 +10,7 @@ type Decision struct {
 	Table, Chain string
 	Verdict      string // "rule" or "policy"
 	Rule         string // "-A CHAIN ..." (rule verdicts)
+	Target       string // what the rule's -j or -g names
 	Index        int    // the rule's 1-based position in Chain
 }
 
@@ -44,7 +45,7 @@ func (l *Ledger) Update(now *Ruleset) {
 				l.pending[d] += delta(c.Pkts, prev, func(p *Chain) (uint64, bool) { return p.Pkts, true })
 			}
 			for _, r := range c.Rules {
-				d := Decision{Table: tn, Chain: cn, Verdict: "rule", Rule: r.Text, Index: r.Index}
+				d := Decision{Table: tn, Chain: cn, Verdict: "rule", Rule: r.Text, Target: r.Target, Index: r.Index}
 				l.pending[d] += delta(r.Pkts, prev, func(p *Chain) (uint64, bool) {
 					if r.Index <= len(p.Rules) && p.Rules[r.Index-1].Text == r.Text {
 						return p.Rules[r.Index-1].Pkts, true
@@ -92,7 +93,7 @@ func (l *Ledger) Claim(kind Kind, hook string, tables []string) (Decision, []Dec
 				continue
 			}
 			if d.Verdict == "policy" && kind == Drop && t.Chains[d.Chain].Policy == "DROP" && d.Chain == hook ||
-				d.Verdict == "rule" && kind.targets(target(d.Rule)) {
+				d.Verdict == "rule" && kind.targets(d.Target) {
 				cands = append(cands, d)
 			}
 		}
@@ -121,16 +122,6 @@ func (k Kind) targets(t string) bool {
 		return t == "DNAT" || t == "SNAT" || t == "MASQUERADE" || t == "REDIRECT" || t == "NETMAP"
 	}
 	return false
-}
-
-func target(text string) string {
-	w := split(text)
-	for i := len(w) - 2; i >= 0; i-- {
-		if w[i] == "-j" || w[i] == "--jump" || w[i] == "-g" || w[i] == "--goto" {
-			return w[i+1]
-		}
-	}
-	return ""
 }
 
 // reachable is the built-in chain hook and every user chain it jumps or

@@ -22,21 +22,27 @@ func saveTool(family int) string {
 	return "iptables-legacy-save"
 }
 
-// Read returns the legacy tables of family (4 or 6) in the network
-// namespace at nsPath; nil, nil when it has none (or the kernel has no
-// x_tables for that family).
-func Read(nsPath string, family int) (*Ruleset, error) {
+// InUse tells whether the network namespace of the calling thread has
+// legacy tables of family (4 or 6). The kernel lists the tables in use:
+// reading that is far cheaper than running a tool, and most namespaces
+// have none.
+func InUse(family int) bool {
 	names := "/proc/thread-self/net/ip_tables_names"
 	if family == 6 {
 		names = "/proc/thread-self/net/ip6_tables_names"
 	}
+	b, err := os.ReadFile(names)
+	return err == nil && len(bytes.TrimSpace(b)) > 0
+}
+
+// Read returns the legacy tables of family (4 or 6) in the network
+// namespace at nsPath; nil, nil when it has none (or the kernel has no
+// x_tables for that family).
+func Read(nsPath string, family int) (*Ruleset, error) {
 	tool, lerr := exec.LookPath(saveTool(family))
 	var out []byte
 	err := netns.DoPath(nsPath, func() error {
-		// The names file lists the tables in use: reading it is cheaper
-		// than running the tool, and most namespaces have none.
-		b, err := os.ReadFile(names)
-		if err != nil || len(bytes.TrimSpace(b)) == 0 {
+		if !InUse(family) {
 			return nil
 		}
 		if lerr != nil {
@@ -46,6 +52,7 @@ func Read(nsPath string, family int) (*Ruleset, error) {
 		var stderr bytes.Buffer
 		cmd := exec.Command(tool, "-c")
 		cmd.Stderr = &stderr
+		var err error
 		out, err = cmd.Output()
 		if err != nil {
 			return fmt.Errorf("%s -c: %w: %s", tool, err, strings.TrimSpace(stderr.String()))
