@@ -48,10 +48,10 @@ var inModule = sync.OnceValue(func() map[string]bool {
 	return m
 })
 
-// lockBTF takes the side of moduleBTF that loading program name needs and
-// returns its unlock.
-func lockBTF(name string) func() {
-	if inModule()[name] {
+// lockBTF takes the side of moduleBTF that a load needs (exclusive for a
+// program in a module) and returns its unlock.
+func lockBTF(module bool) func() {
+	if module {
 		moduleBTF.Lock()
 		return moduleBTF.Unlock
 	}

@@ -201,9 +201,9 @@ func (s *Set) loadNow(name string) (*ebpf.Program, error) {
 	// One BTF cache for every load: without it each program's CO-RE
 	// relocations decode the kernel's BTF afresh.
 	opts := ebpf.CollectionOptions{MapReplacements: s.maps, Cache: kernelBTF()}
-	unlock := lockBTF(name)
-	defer unlock()
-	if !inModule()[name] {
+	module := inModule()[name]
+	defer lockBTF(module)()
+	if !module {
 		// CO-RE against vmlinux alone: by default cilium/ebpf also
 		// searches every module's BTF, which is what must not run
 		// beside another load (see moduleBTF).
