@@ -246,6 +246,7 @@ func (b *Bench) attach(ctx context.Context, r *result) error {
 // machine does cancels out.
 func (b *Bench) overhead(ctx context.Context, r *result) error {
 	var rn, rm []float64
+	b.printf("TCP flows run on CPU %d alone (sender, receiver and their softirqs); pktdrop may use the others\n", flowCPU)
 	prev, err := TCPFlow(ctx, b.topo.A, b.sink, b.cfg.FlowWarm, b.cfg.Flow)
 	if err != nil {
 		return err

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -45,13 +47,19 @@ func NewSink(ns string) (*Sink, error) {
 			go func() {
 				defer s.wg.Done()
 				defer c.Close()
+				unpin := pin(flowCPU)
+				defer unpin()
+				fd, err := blockingFD(c)
+				if err != nil {
+					return
+				}
 				buf := make([]byte, 256<<10)
 				for {
-					n, err := c.Read(buf)
-					s.bytes.Add(uint64(n))
-					if err != nil {
+					n, err := unix.Read(fd, buf)
+					if n <= 0 || err != nil {
 						return
 					}
+					s.bytes.Add(uint64(n))
 				}
 			}()
 		}
@@ -80,20 +88,29 @@ func TCPFlow(ctx context.Context, ns string, s *Sink, warm, d time.Duration) (fl
 	var stop atomic.Bool
 	done := make(chan error, 1)
 	go func() {
+		unpin := pin(flowCPU)
+		defer unpin()
+		fd, err := blockingFD(c)
+		if err != nil {
+			done <- err
+			return
+		}
 		buf := make([]byte, 128<<10)
 		for !stop.Load() {
-			if _, err := c.Write(buf); err != nil {
+			if _, err := unix.Write(fd, buf); err != nil {
 				done <- err
 				return
 			}
 		}
 		done <- nil
 	}()
+	exited := false
 	sleep := func(d time.Duration) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case err := <-done:
+			exited = true
 			if err == nil {
 				err = io.ErrUnexpectedEOF
 			}
@@ -110,12 +127,69 @@ func TCPFlow(ctx context.Context, ns string, s *Sink, warm, d time.Duration) (fl
 			rate = float64(b1-b0) / t1.Sub(t0).Seconds()
 		}
 	}
+	// The writer uses the descriptor directly: it must be out of its last
+	// write before the descriptor is closed (and perhaps reused).
 	stop.Store(true)
+	var werr error
+	if !exited {
+		werr = <-done
+	}
 	_ = c.Close()
-	if werr := <-done; err == nil && werr != nil && !errors.Is(werr, net.ErrClosed) {
+	if err == nil && werr != nil {
 		err = werr
 	}
 	return rate, err
+}
+
+// flowCPU runs the whole TCP flow: sender, receiver and the softirqs
+// they raise. On one CPU the flow is bound by that CPU, so its rate
+// measures what every packet costs, which is what pktdrop's probes add
+// to; spread by the scheduler over both CPUs of this machine, consecutive
+// baseline flows differed by up to 25%, far more than the overhead being
+// measured. pktdrop's own process is left free to use the other CPU, as
+// it would on a node with an idle core.
+const flowCPU = 0
+
+// pin keeps the calling goroutine on one OS thread bound to cpu until the
+// returned func runs.
+func pin(cpu int) func() {
+	runtime.LockOSThread()
+	var old unix.CPUSet
+	if unix.SchedGetaffinity(0, &old) != nil {
+		return runtime.UnlockOSThread
+	}
+	var set unix.CPUSet
+	set.Set(cpu % runtime.NumCPU())
+	if unix.SchedSetaffinity(0, &set) != nil {
+		return runtime.UnlockOSThread
+	}
+	return func() {
+		_ = unix.SchedSetaffinity(0, &old)
+		runtime.UnlockOSThread()
+	}
+}
+
+// blockingFD is the connection's socket in blocking mode, for plain
+// read/write syscalls on a pinned thread: the runtime's poller would hand
+// the goroutine between threads at every full or empty socket buffer.
+func blockingFD(c net.Conn) (int, error) {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return 0, errors.New("not a socket")
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	fd := -1
+	var serr error
+	if err := rc.Control(func(f uintptr) {
+		fd = int(f)
+		serr = unix.SetNonblock(fd, false)
+	}); err != nil {
+		return 0, err
+	}
+	return fd, serr
 }
 
 // Storm sends small UDP datagrams from namespace A to B's storm port, which
