@@ -318,6 +318,14 @@ static __always_inline int nf_link(struct bpf_nf_ctx *ctx, const int i)
 {
 	struct sk_buff *skb = ctx->skb;
 	const struct nf_hook_state *state = ctx->state;
+	/* Until a packet is followed no memo is pending, and after the last
+	 * bracket none is read: it only has to decide about this packet. In a
+	 * namespace without tables it is the hook's only bracket, run for
+	 * every packet there. */
+	if (i == 7 && !following_any()) {
+		nf_enter(skb, state, PD_POINT_NF_LINK, cfg_nf_prio[i], 0, true);
+		return PD_NF_ACCEPT;
+	}
 	__u32 tag = state->hook | (__u32)state->pf << 8 | 1 << 24;
 	struct pd_nf_memos *ms = nf_memos();
 	if (!ms)

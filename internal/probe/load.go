@@ -35,6 +35,7 @@ type Status struct {
 	Point     string
 	Why       string
 	Mechanism Mechanism // empty when nothing could be attached
+	Via       string    // the tracepoint or function used, when not the point itself
 	Failures  []string  // one line per mechanism that was tried and failed
 	Skipped   string    // why the point was not tried at all
 }
@@ -131,6 +132,9 @@ func Load(cfg Config) (*Set, error) {
 				continue
 			}
 			st.Mechanism = o.mech
+			if t := o.progs[0].target; t != p.Name && !strings.HasSuffix(t, "/"+p.Name) {
+				st.Via = t
+			}
 			break
 		}
 		if st.Mechanism == "" && p.Required {

@@ -103,12 +103,14 @@ func Points() []Point {
 		{Name: "ip6_forward", Why: "IPv6 forwarding", Path: true, options: []option{fentry("ip6_forward"), kprobe("ip6_forward")}},
 		{Name: "ip_output", Why: "IPv4 output", Path: true, options: []option{fentry("ip_output"), kprobe("ip_output")}},
 		{Name: "ip6_output", Why: "IPv6 output", Path: true, options: []option{fentry("ip6_output"), kprobe("ip6_output")}},
-		{Name: "net_dev_queue", Why: "device egress queue", Path: true, options: []option{
+		// One egress step per device: queue and transmit follow each
+		// other for nearly every packet, and a probe run on every packet
+		// of the machine is what a filter that matches nothing costs. A
+		// packet the qdisc drops is still named by its drop event.
+		{Name: "net_dev_start_xmit", Why: "device egress", Path: true, options: []option{
+			btfTP("tpb_net_dev_start_xmit", "net_dev_start_xmit"),
 			btfTP("tpb_net_dev_queue", "net_dev_queue"),
 			tp("tp_net_dev_queue", "net/net_dev_queue"),
-		}},
-		{Name: "net_dev_start_xmit", Why: "device transmit", Path: true, options: []option{
-			btfTP("tpb_net_dev_start_xmit", "net_dev_start_xmit"),
 		}},
 	}
 }

@@ -35,6 +35,9 @@ func Write(w io.Writer, st []probe.Status) error {
 		if mech == "" {
 			mech = "none"
 		}
+		if s.Via != "" {
+			mech += " on " + s.Via
+		}
 		notUsed := strings.Join(s.Failures, "; ")
 		if s.Skipped != "" {
 			notUsed = s.Skipped
