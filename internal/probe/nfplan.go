@@ -15,13 +15,13 @@ import (
 // tell its tables apart: bracket i names table i, and only a hook with a
 // chain in table i's range can drop or change a packet there.
 //
-//   - a family without base chains: only INPUT and OUTPUT, at the last
-//     bracket. Nothing can stop a packet at its hooks, so PREROUTING,
-//     FORWARD and POSTROUTING would only add a step (kernels probed
-//     through nf_hook_slow have none there either: the kernel runs no
-//     hook without a chain); INPUT and OUTPUT mark where one packet's
-//     path ends and the next one's starts at a reused skb address (see
-//     track.h), which nothing else does here;
+//   - a family without base chains: only INPUT, at the last bracket.
+//     Nothing can stop a packet at its hooks, so the others would only
+//     add a step that always reads "accepted" (kernels probed through
+//     nf_hook_slow have none there either: the kernel runs no hook
+//     without a chain); INPUT marks a packet delivered to a local socket,
+//     which TCP frees where no tracepoint sees it, so that the next
+//     packet at that skb address starts a path of its own (see track.h);
 //   - in a family with base chains, every hook: the first bracket (the
 //     hook's step) and the last (the packet passed it);
 //   - a hook with a base chain at priority p: the bracket just before p
@@ -71,7 +71,6 @@ func planChains(chains []baseChain, prios [8]int32) nsPlan {
 	var p nsPlan
 	for f := range p {
 		p[f][unix.NF_INET_LOCAL_IN] = lastBracket
-		p[f][unix.NF_INET_LOCAL_OUT] = lastBracket
 	}
 	for _, c := range chains {
 		var fams []int

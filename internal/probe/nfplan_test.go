@@ -21,7 +21,7 @@ func TestPlanChains(t *testing.T) {
 	}{
 		{"no tables: input", nil, 0, in, 1 << 7},
 		{"no tables: prerouting", nil, 0, pre, 0},
-		{"no tables: output", nil, 1, unix.NF_INET_LOCAL_OUT, 1 << 7},
+		{"no tables: output", nil, 1, unix.NF_INET_LOCAL_OUT, 0},
 		{"filter input: table and the one after", []baseChain{{nftables.TableFamilyINet, uint32(in), 0}}, 0, in,
 			1<<0 | 1<<1 | 1<<4 | 1<<5 | 1<<7},
 		{"filter input, other hook: conntrack only", []baseChain{{nftables.TableFamilyINet, uint32(in), 0}}, 1, pre,
