@@ -35,7 +35,7 @@ type Config struct {
 // Default is the `make bench` configuration.
 func Default() Config {
 	return Config{
-		Rounds:     7,
+		Rounds:     11,
 		FlowWarm:   300 * time.Millisecond,
 		Flow:       1500 * time.Millisecond,
 		AttachRuns: 5,
@@ -285,11 +285,14 @@ func (b *Bench) flowWith(ctx context.Context, args []string) (float64, Summary, 
 	if err != nil {
 		return 0, Summary{}, err
 	}
+	c0, _ := p.CPU()
 	rate, err := TCPFlow(ctx, b.topo.A, b.sink, b.cfg.FlowWarm, b.cfg.Flow)
 	if err != nil {
 		p.Kill()
 		return 0, Summary{}, err
 	}
+	c1, _ := p.CPU()
+	b.printf("  (%s: pktdrop used %.0f ms CPU during the flow)\n", args[0], float64((c1-c0).Microseconds())/1000)
 	p.WaitIdle(3 * time.Second)
 	s, _, err := p.Stop()
 	return rate, s, err
