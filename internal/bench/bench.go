@@ -35,9 +35,9 @@ type Config struct {
 // Default is the `make bench` configuration.
 func Default() Config {
 	return Config{
-		Rounds:     11,
+		Rounds:     19,
 		FlowWarm:   300 * time.Millisecond,
-		Flow:       1500 * time.Millisecond,
+		Flow:       time.Second,
 		AttachRuns: 5,
 		Storm:      8 * time.Second,
 		Paced:      10 * time.Second,
