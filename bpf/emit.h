@@ -118,10 +118,10 @@ static __always_inline void on_free(struct sk_buff *skb, __u64 location, __u32 r
 		__builtin_memcpy(ev->nf_chain, tr->nf_chain, sizeof(ev->nf_chain));
 		copy_path(ev, tr);
 	}
-	if (kind == PD_KIND_DROP)
+	if (kind == PD_KIND_DROP) {
 		nft_chain_names(key, ev->nf_table, ev->nf_chain);
-	if (kind == PD_KIND_DROP)
 		count(PD_CNT_DROPS_SEEN);
+	}
 	send(ev);
 out:
 	if (tr)
