@@ -56,6 +56,9 @@ func NewSink(ns string) (*Sink, error) {
 				buf := make([]byte, 256<<10)
 				for {
 					n, err := unix.Read(fd, buf)
+					if err == unix.EINTR {
+						continue // the runtime's preemption signal
+					}
 					if n <= 0 || err != nil {
 						return
 					}
@@ -97,7 +100,7 @@ func TCPFlow(ctx context.Context, ns string, s *Sink, warm, d time.Duration) (fl
 		}
 		buf := make([]byte, 128<<10)
 		for !stop.Load() {
-			if _, err := unix.Write(fd, buf); err != nil {
+			if _, err := unix.Write(fd, buf); err != nil && err != unix.EINTR {
 				done <- err
 				return
 			}
