@@ -319,11 +319,15 @@ static __always_inline int nf_link(struct bpf_nf_ctx *ctx, const int i)
 	struct sk_buff *skb = ctx->skb;
 	const struct nf_hook_state *state = ctx->state;
 	/* Until a packet is followed no memo is pending, and after the last
-	 * bracket none is read: it only has to decide about this packet. In a
-	 * namespace without tables it is the hook's only bracket, run for
-	 * every packet there. */
+	 * bracket none is read. Nor has it anything to decide unless SNAT
+	 * just changed the packet (conntrack is then attached): any other
+	 * packet was decided by an earlier probe with the same headers (the
+	 * hook's first bracket, the device it came in on). In a namespace
+	 * without tables it is INPUT's only bracket, run for every packet
+	 * delivered there, and a filter that matches nothing pays for it. */
 	if (i == 7 && !following_any()) {
-		nf_enter(skb, state, PD_POINT_NF_LINK, cfg_nf_prio[i], 0, true);
+		if (skb_ctinfo(skb, true))
+			nf_enter(skb, state, PD_POINT_NF_LINK, cfg_nf_prio[i], 0, true);
 		return PD_NF_ACCEPT;
 	}
 	__u32 tag = state->hook | (__u32)state->pf << 8 | 1 << 24;
