@@ -35,7 +35,7 @@ type Config struct {
 // Default is the `make bench` configuration.
 func Default() Config {
 	return Config{
-		Rounds:     19,
+		Rounds:     27,
 		FlowWarm:   300 * time.Millisecond,
 		Flow:       time.Second,
 		AttachRuns: 5,
