@@ -32,3 +32,6 @@ const volatile __u8 cfg_pf_ipv4 = 0, cfg_pf_ipv6 = 0;
 /* Wake the event reader only once this many bytes wait in the ring buffer
  * (it polls on a timer meanwhile); 0 wakes it for every event. */
 const volatile __u64 cfg_wakeup_bytes = 0;
+/* --snaplen: copy up to this many bytes of each reported packet into its
+ * event (at most PD_SNAP_MAX); 0, the default, copies nothing. */
+const volatile __u32 cfg_snaplen = 0;

@@ -13,7 +13,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct pd_event);
+	__type(value, struct pd_event_buf);
 } scratch SEC(".maps");
 
 /* Only the filled part of the path is sent, so an event without a path
@@ -24,6 +24,9 @@ static __always_inline void send(struct pd_event *ev)
 		     (__u64)ev->nsteps * sizeof(struct pd_step);
 	if (size > sizeof(*ev))
 		size = sizeof(*ev);
+	/* Without --snaplen caplen is never written: it stays 0. */
+	if (cfg_snaplen)
+		size += ev->caplen <= PD_SNAP_MAX ? ev->caplen : 0;
 	/* By default every event whose ring was empty wakes the reader: with a
 	 * reader that keeps up, that is one wakeup (an irq_work here, often an
 	 * IPI, and a context switch there) per event. Instead the reader
@@ -76,9 +79,10 @@ static __always_inline void on_free(struct sk_buff *skb, __u64 location, __u32 r
 
 	if (kind == PD_KIND_TRACE && (!tr || !cfg_trace))
 		goto out;
-	ev = bpf_map_lookup_elem(&scratch, &zero);
-	if (!ev)
+	struct pd_event_buf *buf = bpf_map_lookup_elem(&scratch, &zero);
+	if (!buf)
 		goto out;
+	ev = &buf->ev;
 	__builtin_memset(&ev->t, 0, sizeof(ev->t));
 	if (parse_skb(skb, &ev->t, btf) && !tr)
 		goto out;
@@ -122,6 +126,8 @@ static __always_inline void on_free(struct sk_buff *skb, __u64 location, __u32 r
 		nft_chain_names(key, ev->nf_table, ev->nf_chain);
 		count(PD_CNT_DROPS_SEEN);
 	}
+	if (cfg_snaplen)
+		ev->caplen = snap_packet(skb, ev, btf);
 	send(ev);
 out:
 	if (tr)

@@ -90,5 +90,23 @@ struct pd_event {
 	char nf_table[PD_NFNAMSIZ];
 	char nf_chain[PD_NFNAMSIZ];
 	struct pd_tuple t;
+	/* --snaplen: caplen bytes of the packet follow the sent path steps,
+	 * from its MAC header when cap_mac is 1 (an Ethernet header), else
+	 * from its network header; cap_len is the packet's length from there. */
+	__u32 cap_len;
+	__u16 caplen;
+	__u8 cap_mac;
+	__u8 _cap_pad;
 	struct pd_step path[PD_PATH_MAX]; /* only nsteps entries are sent */
+};
+
+/* The most packet bytes one event carries (--snaplen). */
+enum pd_snap {
+	PD_SNAP_MAX = 16384,
+};
+
+/* What events are built in: an event and room for its packet bytes. */
+struct pd_event_buf {
+	struct pd_event ev;
+	__u8 pkt[PD_SNAP_MAX];
 };

@@ -11,6 +11,7 @@
 #include "config.h"
 #include "parse.h"
 #include "track.h"
+#include "snap.h"
 #include "emit.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -20,6 +21,7 @@ const struct pd_event *unused_event __attribute__((unused));
 const enum pd_point *unused_point __attribute__((unused));
 const enum pd_kind *unused_kind __attribute__((unused));
 const enum pd_counter *unused_counter __attribute__((unused));
+const enum pd_snap *unused_snap __attribute__((unused));
 
 #define PD_NF_ACCEPT 1
 #define PD_VERDICT_PENDING 0x7fffffff

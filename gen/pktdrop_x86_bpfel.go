@@ -50,8 +50,18 @@ type PktdropPdEvent struct {
 	NfTable   [32]int8
 	NfChain   [32]int8
 	T         PktdropPdTuple
+	CapLen    uint32
+	Caplen    uint16
+	CapMac    uint8
+	CapPad    uint8
 	_         [4]byte
 	Path      [32]PktdropPdStep
+}
+
+type PktdropPdEventBuf struct {
+	_   structs.HostLayout
+	Ev  PktdropPdEvent
+	Pkt [16384]uint8
 }
 
 type PktdropPdKind uint32
@@ -101,6 +111,12 @@ const (
 	PktdropPdPointPD_POINT_DEV_XMIT      PktdropPdPoint = 10
 	PktdropPdPointPD_POINT_DROP          PktdropPdPoint = 11
 	PktdropPdPointPD_POINT_CONSUME       PktdropPdPoint = 12
+)
+
+type PktdropPdSnap uint32
+
+const (
+	PktdropPdSnapPD_SNAP_MAX PktdropPdSnap = 16384
 )
 
 type PktdropPdStep struct {
@@ -223,6 +239,7 @@ const (
 	PktdropVarCfgReasonExcl               = "cfg_reason_excl"
 	PktdropVarCfgReasonIncl               = "cfg_reason_incl"
 	PktdropVarCfgReasonInclOn             = "cfg_reason_incl_on"
+	PktdropVarCfgSnaplen                  = "cfg_snaplen"
 	PktdropVarCfgSport                    = "cfg_sport"
 	PktdropVarCfgSrcAddr                  = "cfg_src_addr"
 	PktdropVarCfgSrcFam                   = "cfg_src_fam"
@@ -234,6 +251,7 @@ const (
 	PktdropVarUnusedEvent                 = "unused_event"
 	PktdropVarUnusedKind                  = "unused_kind"
 	PktdropVarUnusedPoint                 = "unused_point"
+	PktdropVarUnusedSnap                  = "unused_snap"
 )
 
 // LoadPktdrop returns the embedded CollectionSpec for Pktdrop.
@@ -362,6 +380,7 @@ type PktdropVariableSpecs struct {
 	CfgReasonExcl   *ebpf.VariableSpec `ebpf:"cfg_reason_excl"`
 	CfgReasonIncl   *ebpf.VariableSpec `ebpf:"cfg_reason_incl"`
 	CfgReasonInclOn *ebpf.VariableSpec `ebpf:"cfg_reason_incl_on"`
+	CfgSnaplen      *ebpf.VariableSpec `ebpf:"cfg_snaplen"`
 	CfgSport        *ebpf.VariableSpec `ebpf:"cfg_sport"`
 	CfgSrcAddr      *ebpf.VariableSpec `ebpf:"cfg_src_addr"`
 	CfgSrcFam       *ebpf.VariableSpec `ebpf:"cfg_src_fam"`
@@ -373,6 +392,7 @@ type PktdropVariableSpecs struct {
 	UnusedEvent     *ebpf.VariableSpec `ebpf:"unused_event"`
 	UnusedKind      *ebpf.VariableSpec `ebpf:"unused_kind"`
 	UnusedPoint     *ebpf.VariableSpec `ebpf:"unused_point"`
+	UnusedSnap      *ebpf.VariableSpec `ebpf:"unused_snap"`
 }
 
 // PktdropObjects contains all objects after they have been loaded into the kernel.
@@ -447,6 +467,7 @@ type PktdropVariables struct {
 	CfgReasonExcl   *ebpf.Variable `ebpf:"cfg_reason_excl"`
 	CfgReasonIncl   *ebpf.Variable `ebpf:"cfg_reason_incl"`
 	CfgReasonInclOn *ebpf.Variable `ebpf:"cfg_reason_incl_on"`
+	CfgSnaplen      *ebpf.Variable `ebpf:"cfg_snaplen"`
 	CfgSport        *ebpf.Variable `ebpf:"cfg_sport"`
 	CfgSrcAddr      *ebpf.Variable `ebpf:"cfg_src_addr"`
 	CfgSrcFam       *ebpf.Variable `ebpf:"cfg_src_fam"`
@@ -458,6 +479,7 @@ type PktdropVariables struct {
 	UnusedEvent     *ebpf.Variable `ebpf:"unused_event"`
 	UnusedKind      *ebpf.Variable `ebpf:"unused_kind"`
 	UnusedPoint     *ebpf.Variable `ebpf:"unused_point"`
+	UnusedSnap      *ebpf.Variable `ebpf:"unused_snap"`
 }
 
 // PktdropPrograms contains all programs after they have been loaded into the kernel.

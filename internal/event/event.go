@@ -69,7 +69,18 @@ type Event struct {
 	Tuple     Tuple
 	Path      []Step
 	StepsLost uint8
+	Packet    Packet // --snaplen: the packet's first bytes
 }
+
+// Packet is the start of a packet as the kernel held it (--snaplen).
+type Packet struct {
+	Data []byte // captured bytes; empty without --snaplen
+	Len  uint32 // the packet's length from the same start
+	MAC  bool   // Data starts at an Ethernet header, else at the IP header
+}
+
+// SnapMax is the most packet bytes an event carries.
+const SnapMax = int(gen.PktdropPdSnapPD_SNAP_MAX)
 
 var (
 	rawSize    = int(unsafe.Sizeof(gen.PktdropPdEvent{}))
@@ -79,19 +90,17 @@ var (
 )
 
 // Decode fills ev from one ring buffer record. The kernel sends only the
-// used part of the path, so a record is a header plus whole steps.
+// used part of the path, so a record is a header plus whole steps, plus
+// caplen packet bytes with --snaplen.
 func Decode(raw []byte, ev *Event) error {
 	if len(raw) < headerSize {
 		return fmt.Errorf("truncated event: %d bytes, header is %d", len(raw), headerSize)
 	}
-	if len(raw) > rawSize || (len(raw)-headerSize)%stepSize != 0 {
-		return fmt.Errorf("malformed event: %d bytes is not a header plus whole path steps", len(raw))
-	}
 	var r gen.PktdropPdEvent
 	copy(unsafe.Slice((*byte)(unsafe.Pointer(&r)), rawSize), raw)
-	n := int(r.Nsteps)
-	if n > maxSteps || headerSize+n*stepSize != len(raw) {
-		return fmt.Errorf("malformed event: %d path steps in %d bytes", n, len(raw))
+	n, capLen := int(r.Nsteps), int(r.Caplen)
+	if n > maxSteps || capLen > SnapMax || r.CapMac > 1 || headerSize+n*stepSize+capLen != len(raw) {
+		return fmt.Errorf("malformed event: %d path steps and %d packet bytes in %d bytes", n, capLen, len(raw))
 	}
 	*ev = Event{
 		Kind:      Kind(r.Kind),
@@ -111,10 +120,12 @@ func Decode(raw []byte, ev *Event) error {
 		Tuple:     tuple(&r.T),
 		StepsLost: r.StepsLost,
 		Path:      ev.Path[:0],
+		Packet:    Packet{Data: ev.Packet.Data[:0], Len: r.CapLen, MAC: r.CapMac == 1},
 	}
 	for i := 0; i < n; i++ {
 		ev.Path = append(ev.Path, step(&r.Path[i]))
 	}
+	ev.Packet.Data = append(ev.Packet.Data, raw[headerSize+n*stepSize:]...)
 	return nil
 }
 
@@ -139,8 +150,13 @@ func Encode(ev *Event) []byte {
 		r.Path[i] = gen.PktdropPdStep{Ts: s.Mono, Netns: s.Netns, Ifindex: s.Ifindex, Point: uint8(s.Point),
 			Hook: s.Hook, Pf: s.PF, Ctinfo: s.CtInfo, Prio: s.Prio, Ret: s.Ret, Aux: s.Aux, Mark: s.Mark, T: rawTuple(s.Tuple)}
 	}
+	c := min(len(ev.Packet.Data), SnapMax)
+	r.Caplen, r.CapLen = uint16(c), ev.Packet.Len
+	if ev.Packet.MAC {
+		r.CapMac = 1
+	}
 	b := unsafe.Slice((*byte)(unsafe.Pointer(&r)), rawSize)
-	return append([]byte(nil), b[:headerSize+n*stepSize]...)
+	return append(append([]byte(nil), b[:headerSize+n*stepSize]...), ev.Packet.Data[:c]...)
 }
 
 func step(s *gen.PktdropPdStep) Step {

@@ -66,13 +66,23 @@ func TestRoundTrip(t *testing.T) {
 		"table and chain names filling their fields": {Kind: event.KindDrop, NFTable: strings.Repeat("t", 31),
 			NFChain: strings.Repeat("c", 32)},
 		"zero event": {},
+		"packet bytes after the path": func() event.Event {
+			e := sample(2, v4(0x12))
+			e.Packet = event.Packet{Data: []byte{0, 1, 2, 3, 0x45}, Len: 1500, MAC: true}
+			return e
+		}(),
+		"packet bytes at the snaplen maximum": func() event.Event {
+			e := sample(32, v6icmp())
+			e.Packet = event.Packet{Data: bytes.Repeat([]byte{0x60}, event.SnapMax), Len: 9000}
+			return e
+		}(),
 		"negative and max values": {Kind: event.KindDrop, Mono: ^uint64(0), Reason: ^uint32(0), StepsLost: 255,
 			Path: []event.Step{{Prio: -2147483648, Ret: event.VerdictPending, Point: event.PointNFHook}}},
 	}
 	for name, want := range cases {
 		t.Run(name, func(t *testing.T) {
 			raw := event.Encode(&want)
-			if wantLen := headerSize + len(want.Path)*stepSize; len(raw) != wantLen {
+			if wantLen := headerSize + len(want.Path)*stepSize + len(want.Packet.Data); len(raw) != wantLen {
 				t.Fatalf("Encode gave %d bytes; want header %d + %d steps of %d = %d", len(raw), headerSize,
 					len(want.Path), stepSize, wantLen)
 			}
@@ -108,6 +118,17 @@ func TestDecodeReusedEventKeepsNoOldSteps(t *testing.T) {
 	if len(ev.Path) != 0 {
 		t.Errorf("0-step record decoded with %d steps left over", len(ev.Path))
 	}
+	snapped := sample(1, v4(0))
+	snapped.Packet = event.Packet{Data: []byte{0x45, 0, 0, 20}, Len: 20}
+	if err := event.Decode(event.Encode(&snapped), &ev); err != nil {
+		t.Fatal(err)
+	}
+	if err := event.Decode(event.Encode(&none), &ev); err != nil {
+		t.Fatal(err)
+	}
+	if len(ev.Packet.Data) != 0 || ev.Packet.Len != 0 {
+		t.Errorf("record without packet bytes decoded with %+v left over", ev.Packet)
+	}
 }
 
 // Encode keeps at most 32 steps, as the kernel does.
@@ -136,6 +157,11 @@ func withNsteps(raw []byte, n byte) []byte {
 func TestDecodeRejectsMalformedRecords(t *testing.T) {
 	ev0, ev2, ev32 := sample(0, v4(0)), sample(2, v4(0)), sample(32, v4(0))
 	raw0, raw2, raw32 := event.Encode(&ev0), event.Encode(&ev2), event.Encode(&ev32)
+	evp := sample(2, v4(0))
+	evp.Packet = event.Packet{Data: []byte{1, 2, 3, 4}, Len: 4}
+	rawp := event.Encode(&evp)
+	badMAC := bytes.Clone(rawp)
+	badMAC[unsafe.Offsetof(gen.PktdropPdEvent{}.CapMac)] = 2
 	cases := []struct {
 		name string
 		raw  []byte
@@ -153,6 +179,9 @@ func TestDecodeRejectsMalformedRecords(t *testing.T) {
 		{"nsteps 255", withNsteps(raw32, 255)},
 		{"one step more than the maximum size", append(bytes.Clone(raw32), raw32[headerSize:headerSize+stepSize]...)},
 		{"64 KiB", make([]byte, 64<<10)},
+		{"packet bytes missing one", rawp[:len(rawp)-1]},
+		{"packet bytes one too many", append(bytes.Clone(rawp), 0)},
+		{"packet start flag 2", badMAC},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -196,8 +225,12 @@ func ignored(raw []byte) []bool {
 	tOff := int(unsafe.Offsetof(e.T))
 	tuple(tOff)
 	tEnd := tOff + int(unsafe.Sizeof(e.T))
-	set(tEnd, headerSize-tEnd) // implicit padding before the path
-	for off := headerSize; off+stepSize <= len(raw); off += stepSize {
+	capOff := int(unsafe.Offsetof(e.CapLen))
+	set(tEnd, capOff-tEnd) // implicit padding
+	set(int(unsafe.Offsetof(e.CapPad)), 1)
+	capEnd := int(unsafe.Offsetof(e.CapPad)) + 1
+	set(capEnd, headerSize-capEnd) // implicit padding before the path
+	for off, i := headerSize, 0; off+stepSize <= len(raw) && i < int(raw[unsafe.Offsetof(e.Nsteps)]); off, i = off+stepSize, i+1 {
 		set(off+int(unsafe.Offsetof(s.Pad)), int(unsafe.Sizeof(s.Pad)))
 		tuple(off + int(unsafe.Offsetof(s.T)))
 	}
@@ -207,8 +240,10 @@ func ignored(raw []byte) []bool {
 func FuzzDecode(f *testing.F) {
 	named := sample(1, v4(0))
 	named.Ifname = "abcdefghijklmno"
+	snapped := sample(3, v4(0x12))
+	snapped.Packet = event.Packet{Data: bytes.Repeat([]byte{0x45, 7}, 30), Len: 98, MAC: true}
 	for _, ev := range []event.Event{sample(0, v4(0x12)), sample(1, v6icmp()), sample(10, v4(0x10)),
-		sample(16, v6icmp()), named, {}, {Kind: event.KindTrace, Ifname: "eth0", Len: 60}} {
+		sample(16, v6icmp()), named, snapped, {}, {Kind: event.KindTrace, Ifname: "eth0", Len: 60}} {
 		raw := event.Encode(&ev)
 		f.Add(raw)
 		f.Add(raw[:len(raw)-1])

@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* --snaplen: the packet's first bytes, copied into its event for the
+ * pcapng file. Tracing programs have no bpf_skb_load_bytes, so the bytes
+ * are read from skb->head; only the linear part is read (paged data would
+ * need the frags walked), so caplen can be less than asked for. */
+#pragma once
+
+/* Copies the packet after the path's nsteps entries; returns how many
+ * bytes, and sets cap_len and cap_mac. */
+static __always_inline __u32 snap_packet(struct sk_buff *skb, struct pd_event *ev, const bool btf)
+{
+	unsigned char *head, *data;
+	__u16 nh, mh;
+	__u32 tail, len;
+
+	if (l3_offset(skb, &nh, btf))
+		return 0;
+	if (btf) {
+		head = skb->head;
+		data = skb->data;
+		mh = skb->mac_header;
+		tail = skb->tail;
+		len = skb->len;
+	} else {
+		head = BPF_CORE_READ(skb, head);
+		data = BPF_CORE_READ(skb, data);
+		mh = BPF_CORE_READ(skb, mac_header);
+		tail = BPF_CORE_READ(skb, tail);
+		len = BPF_CORE_READ(skb, len);
+	}
+	/* The MAC header only when it is an Ethernet header right before the
+	 * network header: a tunnel device (tunl0, wg0) has none, and a
+	 * locally sent packet has none before the neighbour layer. */
+	__u32 start = nh;
+	ev->cap_mac = 0;
+	if (mh != (__u16)~0U && mh < nh && nh - mh == PD_ETH_HLEN) {
+		start = mh;
+		ev->cap_mac = 1;
+	}
+	/* skb->len counts from skb->data, which may lie past the network
+	 * header (UDP input) or before it (a pushed MAC header). */
+	__s64 orig = (__s64)len + (__s64)(data - head) - (__s64)start;
+	if (orig <= 0 || tail <= start)
+		return 0;
+	ev->cap_len = orig;
+	__u32 n = cfg_snaplen;
+	if (n > orig)
+		n = orig;
+	if (n > tail - start)
+		n = tail - start;
+	if (n > PD_SNAP_MAX)
+		n = PD_SNAP_MAX;
+	__u32 steps = ev->nsteps;
+	if (steps > PD_PATH_MAX)
+		steps = PD_PATH_MAX;
+	__u8 *dst = (__u8 *)ev + __builtin_offsetof(struct pd_event, path) + steps * sizeof(struct pd_step);
+	if (bpf_probe_read_kernel(dst, n, head + start))
+		return 0;
+	return n;
+}
