@@ -40,21 +40,25 @@ static __always_inline __u32 snap_packet(struct sk_buff *skb, struct pd_event *e
 	/* skb->len counts from skb->data, which may lie past the network
 	 * header (UDP input) or before it (a pushed MAC header). */
 	__s64 orig = (__s64)len + (__s64)(data - head) - (__s64)start;
-	if (orig <= 0 || tail <= start)
+	if (orig <= 0 || orig > 0xffffffffLL || tail <= start)
 		return 0;
-	ev->cap_len = orig;
+	ev->cap_len = (__u32)orig;
 	__u32 n = cfg_snaplen;
-	if (n > orig)
-		n = orig;
+	if (n > (__u32)orig)
+		n = (__u32)orig;
 	if (n > tail - start)
 		n = tail - start;
-	if (n > PD_SNAP_MAX)
-		n = PD_SNAP_MAX;
 	__u32 steps = ev->nsteps;
 	if (steps > PD_PATH_MAX)
 		steps = PD_PATH_MAX;
 	__u8 *dst = (__u8 *)ev + __builtin_offsetof(struct pd_event, path) + steps * sizeof(struct pd_step);
-	if (bpf_probe_read_kernel(dst, n, head + start))
+	/* Bounds the verifier can follow: the compiler keeps the earlier
+	 * minimums in forms it does not track. */
+	__u64 size = n;
+	asm volatile("" : "+r"(size));
+	if (size > PD_SNAP_MAX)
 		return 0;
-	return n;
+	if (bpf_probe_read_kernel(dst, size, head + start))
+		return 0;
+	return size;
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"io"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -27,6 +28,7 @@ func newWatch(stdout, stderr io.Writer) *cobra.Command {
 			if o.Force, err = parseForce(force); err != nil {
 				return err
 			}
+			o.Command, o.Version = commandLine(), Version
 			return session.Run(cmd.Context(), o, stdout, stderr)
 		},
 	}
@@ -51,6 +53,7 @@ or the way a reply is translated back, is visible without any drop.`,
 			if o.Force, err = parseForce(force); err != nil {
 				return err
 			}
+			o.Command, o.Version = commandLine(), Version
 			o.Trace = true
 			return session.Run(cmd.Context(), o, stdout, stderr)
 		},
@@ -80,6 +83,8 @@ func addSessionFlags(fs *pflag.FlagSet, o *session.Options, force *[]string) {
 	fs.BoolVar(&o.Rules, "rules", false, "name the nftables/iptables-nft rule or chain policy that dropped or translated "+
 		"the packet (installs a temporary nftables trace table, removed on exit even after SIGKILL)")
 	fs.BoolVar(&o.NoPath, "no-path", false, "do not follow packets through the stack (drops only, cheapest)")
+	fs.StringVarP(&o.Pcap, "pcap", "w", "", "also write each reported packet, with its report as comments, to this pcapng file (- for stdout: reports then go to stderr)")
+	fs.IntVar(&o.Snaplen, "snaplen", 256, "bytes of each packet to write with --pcap, from its MAC (else IP) header")
 	fs.StringSliceVar(force, "probe-mechanism", nil, "force a probe point to one mechanism, as point=mechanism (for testing fallbacks)")
 	_ = fs.MarkHidden("probe-mechanism")
 }
@@ -101,4 +106,16 @@ func parseForce(vals []string) (map[string]probe.Mechanism, error) {
 		out[point] = probe.Mechanism(mech)
 	}
 	return out, nil
+}
+
+// commandLine is how pktdrop was started, for the pcap file's header.
+func commandLine() string {
+	args := make([]string, len(os.Args))
+	for i, a := range os.Args {
+		args[i] = a
+		if a == "" || strings.ContainsAny(a, " \t\n'\"\\$|&;<>()*?[]#~`!{}") {
+			args[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(args, " ")
 }

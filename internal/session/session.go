@@ -41,6 +41,10 @@ type Options struct {
 	Trace       bool // report followed packets that were not dropped too
 	Rules       bool // name the nf_tables rule via nftrace (installs a temporary table)
 	Force       map[string]probe.Mechanism
+	Pcap        string // --pcap: write reported packets here ("-": stdout)
+	Snaplen     int    // bytes of each packet to write
+	Command     string // the command line, for the pcap file
+	Version     string
 }
 
 // maxNetns bounds how many namespaces get netfilter links.
@@ -51,6 +55,11 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	// Reports are buffered and flushed whenever the ring buffer has been
 	// read empty: a burst costs a few writes instead of one per report,
 	// and a lone report still goes out at once.
+	capt, stdout, err := openCapture(o, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	defer capt.discard()
 	bw := bufio.NewWriterSize(stdout, 64<<10)
 	out, err := output.New(bw, o.Output)
 	if err != nil {
@@ -82,7 +91,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 		return err
 	}
 	tr, err := tracer.Start(tracer.Options{
-		Probe: probe.Config{Constants: f.Constants(), Path: !o.NoPath, Trace: o.Trace, RingBufSize: o.RingBufSize, Force: o.Force},
+		Probe: probe.Config{Constants: capt.constants(f.Constants()), Path: !o.NoPath, Trace: o.Trace, RingBufSize: o.RingBufSize, Force: o.Force},
 		Netns: e.namespaces(f),
 	})
 	if err != nil {
@@ -132,6 +141,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 
 	var undecodable atomic.Uint64
 	go reportLost(ctx, tr, &undecodable, stderr)
+	go capt.followLost(ctx, tr, &undecodable)
 	go e.followNetns(ctx, tr, f)
 	n := 0
 	emit := func(r *report.Report) error {
@@ -140,6 +150,9 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 		}
 		if err := out.Write(r); err != nil {
 			return fmt.Errorf("write output: %w", err)
+		}
+		if err := capt.write(r); err != nil {
+			return err
 		}
 		n++
 		if o.Count > 0 && n >= o.Count {
@@ -170,29 +183,34 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 		if err := bw.Flush(); err != nil {
 			return fmt.Errorf("write output: %w", err)
 		}
-		return nil
+		return capt.flush()
 	}
 	if attr == nil {
 		// Reports are not changed after emit here (unlike with --rules),
 		// so the memo may share them.
 		m := newMemo(e.b.Boot)
+		raw := func(raw []byte) (bool, error) {
+			if r, tail, ok := m.lookup(raw); ok {
+				return true, emitRepeat(r, tail)
+			}
+			return false, nil
+		}
+		if capt != nil {
+			raw = nil // every packet is written, so every event is decoded
+		}
 		err = tr.RunWith(ctx, tracer.Handlers{
-			Raw: func(raw []byte) (bool, error) {
-				if r, tail, ok := m.lookup(raw); ok {
-					return true, emitRepeat(r, tail)
-				}
-				return false, nil
-			},
+			Raw: raw,
 			Event: func(ev *event.Event) error {
 				r := e.build(ev)
 				m.store(r)
+				capt.hold(r, ev.Packet)
 				return emit(r)
 			},
 			Bad:  bad,
 			Idle: flush,
 		})
 	} else {
-		err = runWithRules(ctx, tr, e, attr, emit, bad, flush)
+		err = runWithRules(ctx, tr, e, attr, capt, emit, bad, flush)
 	}
 	if ferr := flush(); err == nil {
 		err = ferr
@@ -205,6 +223,9 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	if werr := out.Summary().Write(sumTo, output.Lost{Ringbuf: c.Lost, Decode: undecodable.Load()}); werr != nil && err == nil {
 		err = werr
 	}
+	if cerr := capt.close(c.Lost + undecodable.Load()); err == nil {
+		err = cerr
+	}
 	if err == nil {
 		err = cerr
 	}
@@ -214,7 +235,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 // runWithRules passes reports through a queue so that each one can wait
 // for its rule decision without holding up the ring buffer reader; the
 // queue keeps the kernel's order.
-func runWithRules(ctx context.Context, tr *tracer.Tracer, e *enricher, attr *rules.Attributor,
+func runWithRules(ctx context.Context, tr *tracer.Tracer, e *enricher, attr *rules.Attributor, capt *capture,
 	emit func(*report.Report) error, bad func(error), flush func() error) error {
 	pending := make(chan *report.Report, 4096)
 	errc := make(chan error, 1)
@@ -234,7 +255,9 @@ func runWithRules(ctx context.Context, tr *tracer.Tracer, e *enricher, attr *rul
 		errc <- werr
 	}()
 	err := tr.Run(ctx, func(ev *event.Event) error {
-		pending <- e.build(ev)
+		r := e.build(ev)
+		capt.hold(r, ev.Packet)
+		pending <- r
 		return nil
 	}, bad)
 	close(pending)
