@@ -320,3 +320,32 @@ func waitDone(done chan error) error {
 		return fmt.Errorf("did not exit within %v", stopTimeout)
 	}
 }
+
+// TestPcapRules: with --rules reports wait for their rule before they are
+// written; the packet written is still the one the report is about, and
+// its comment names the rule.
+func TestPcapRules(t *testing.T) {
+	t.Parallel()
+	s := buildScenario(t, testnet.UserChainDropLegacy)
+	file := filepath.Join(t.TempDir(), "rules.pcapng")
+	res := watch(t, s.Trigger, 1, append(scenarioFilter(s), "--rules", "-w", file)...)
+	fs := tsharkFrames(t, file)
+	if len(fs) == 0 || len(fs) != len(res.Reports) {
+		t.Fatalf("%d frames for %d reports:\n%s\npktdrop stderr:\n%s", len(fs), len(res.Reports), showFrames(fs), res.Stderr)
+	}
+	// The packet's own sequence number (from its bytes) is the one its
+	// comment reports.
+	seqs := strings.Fields(reader(t, "tshark", "-r", file, "-T", "fields", "-e", "icmp.seq"))
+	for i, f := range fs {
+		want := "seq ? "
+		if i < len(seqs) {
+			want = "seq " + seqs[i] + " "
+		}
+		if f.src != s.Expect.Src || f.dst != s.Expect.Dst || !strings.Contains(f.comment, want) {
+			t.Errorf("frame %s: %s > %s, comment lacks %q (the report of another packet?):\n%s", f.num, f.src, f.dst, want, f.comment)
+		}
+		if w := "rule " + strconv.Itoa(s.Expect.RuleIndex) + ": " + s.Expect.Rule; !strings.Contains(f.comment, w) {
+			t.Errorf("frame %s comment lacks %q:\n%s", f.num, w, f.comment)
+		}
+	}
+}
