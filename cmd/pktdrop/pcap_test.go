@@ -82,82 +82,114 @@ func showFrames(fs []frame) string {
 	return b.String()
 }
 
-// TestPcapDropsInSeveralNamespaces: an iptables FORWARD policy DROP in one
-// namespace and a UDP datagram to a closed port in another, in one
+// TestPcapDropsInSeveralNamespaces: the five drop field cases (an iptables
+// FORWARD policy DROP, forwarding off, no route, strict rp_filter on
+// tunl0, UDP to a closed port), each in namespaces of its own, in one
 // pcapng file. It watches every namespace, so it is not parallel (see
 // main_test.go).
 func TestPcapDropsInSeveralNamespaces(t *testing.T) {
-	fwd := buildScenario(t, ok(testnet.ForwardPolicyDrop))
-	udp := buildScenario(t, ok(testnet.UDPNoListener))
+	cases := []struct {
+		build func(testing.TB) *testnet.Scenario
+		words []string
+	}{
+		{testnet.ForwardPolicyDrop, []string{"hook FORWARD"}},
+		{testnet.ForwardingDisabled, []string{"net.ipv4.ip_forward=0"}},
+		{testnet.NoRoute, []string{"no route"}},
+		{testnet.RPFilterStrict, []string{"reverse-path", "tunl0"}},
+		{testnet.UDPNoListener, []string{"udp port 31337"}},
+	}
+	var ss []*testnet.Scenario
+	for _, c := range cases {
+		ss = append(ss, buildScenario(t, ok(c.build)))
+	}
 	file := filepath.Join(t.TempDir(), "drops.pcapng")
-	// Both scenarios' clients have this address; others' tests on this
+	// Every scenario's client has this address; others' tests on this
 	// machine may use it too, so frames are picked by interface below.
-	p := start(t, "watch", "--src", fwd.Expect.Src, "-w", file, "-o", "json")
-	for _, s := range []*testnet.Scenario{fwd, udp} {
+	src := ss[0].Expect.Src
+	p := start(t, "watch", "--src", src, "-w", file, "-o", "json")
+	for _, s := range ss {
 		if err := s.Trigger(); err != nil {
 			t.Errorf("%s: trigger: %v", s.Name, err)
 		}
 	}
-	p.waitReports(4, reportTimeout) // 3 pings, 1 datagram
+	// Others' tests may add reports: wait for one of each scenario's.
+	for deadline := time.Now().Add(reportTimeout); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		seen := map[string]bool{}
+		for _, r := range p.reports() {
+			seen[r.NetnsName] = true
+		}
+		all := true
+		for _, s := range ss {
+			all = all && seen[s.Expect.Netns]
+		}
+		if all {
+			break
+		}
+	}
 	res := p.stop(syscall.SIGINT)
 	if res.Code != 0 {
 		t.Fatalf("pktdrop exited %d; stderr:\n%s", res.Code, res.Stderr)
 	}
 
-	fwdIf := fwd.Expect.Iface + "@" + fwd.Expect.Netns
-	udpIf := udp.Expect.Iface + "@" + udp.Expect.Netns
 	all := tsharkFrames(t, file)
-	fwdFrames, udpFrames := framesOn(all, fwdIf), framesOn(all, udpIf)
-	if len(fwdFrames) == 0 || len(udpFrames) == 0 {
-		t.Fatalf("want frames on interfaces %s and %s; tshark shows:\n%s\npktdrop stderr:\n%s", fwdIf, udpIf,
-			showFrames(all), res.Stderr)
-	}
+	t.Logf("tshark:\n%s", showFrames(all))
 	reasons := kernelHasReasons(t)
-	check := func(f frame, s *testnet.Scenario, words ...string) {
-		t.Helper()
-		if f.src != s.Expect.Src || f.dst != s.Expect.Dst {
-			t.Errorf("frame %s on %s: %s > %s, want %s > %s", f.num, f.iface, f.src, f.dst, s.Expect.Src, s.Expect.Dst)
+	ifaceOf := func(s *testnet.Scenario) string { return s.Expect.Iface + "@" + s.Expect.Netns }
+	for i, s := range ss {
+		fs := framesOn(all, ifaceOf(s))
+		if len(fs) == 0 {
+			t.Errorf("%s: no frame on interface %s", s.Name, ifaceOf(s))
+			continue
 		}
-		words = append(words, "DROP", "cause  "+s.Expect.Cause+":", "fix", "path", `"cause":"`+s.Expect.Cause+`"`)
+		f := fs[0]
+		if f.src != s.Expect.Src || f.dst != s.Expect.Dst {
+			t.Errorf("%s: frame %s on %s: %s > %s, want %s > %s", s.Name, f.num, f.iface, f.src, f.dst, s.Expect.Src, s.Expect.Dst)
+		}
+		words := append([]string{"DROP", "cause  " + s.Expect.Cause + ":", "fix", "path", `"cause":"` + s.Expect.Cause + `"`}, cases[i].words...)
 		if reasons {
 			words = append(words, "reason "+s.Expect.Reason, `"reason":"`+s.Expect.Reason+`"`)
 		}
 		for _, w := range words {
 			if !strings.Contains(f.comment, w) {
-				t.Errorf("frame %s comment lacks %q:\n%s", f.num, w, f.comment)
+				t.Errorf("%s: frame %s comment lacks %q:\n%s", s.Name, f.num, w, f.comment)
 			}
 		}
 	}
-	check(fwdFrames[0], fwd, "hook FORWARD")
-	check(udpFrames[0], udp, "udp port 31337")
+	if t.Failed() {
+		t.Logf("pktdrop stderr:\n%s", res.Stderr)
+	}
 
 	// A display filter on the comments selects the netfilter drops only.
+	fwd, udp := ss[0], ss[4]
 	filter := `frame.comment contains "cause  netfilter:"`
 	if reasons {
 		filter = `frame.comment contains "NETFILTER_DROP"`
 	}
 	sel := tsharkFrames(t, file, "-Y", filter)
-	if len(framesOn(sel, fwdIf)) != len(fwdFrames) || len(framesOn(sel, udpIf)) != 0 {
+	if n := len(framesOn(sel, ifaceOf(fwd))); n == 0 || n != len(framesOn(all, ifaceOf(fwd))) || len(framesOn(sel, ifaceOf(udp))) != 0 {
 		t.Errorf("tshark -Y '%s' selected:\n%s", filter, showFrames(sel))
 	}
 
-	// Separate interfaces, one per (netns, device), in one link type that
-	// tcpdump reads whole.
+	// One interface per (netns, device), all Ethernet, so that tcpdump
+	// reads the file whole.
 	ci := reader(t, "capinfos", file)
-	for _, w := range []string{"Capture comment:", "watch --src " + fwd.Expect.Src + " -w " + file,
-		"Name = " + fwdIf, "Name = " + udpIf, "Encapsulation = Ethernet"} {
+	want := []string{"Capture comment:", "watch --src " + src + " -w " + file, "Encapsulation = Ethernet"}
+	for _, s := range ss {
+		want = append(want, "Name = "+ifaceOf(s))
+	}
+	for _, w := range want {
 		if !strings.Contains(ci, w) {
 			t.Errorf("capinfos lacks %q:\n%s", w, ci)
 		}
 	}
 	td := reader(t, "tcpdump", "-n", "-r", file)
-	for _, w := range []string{fwd.Expect.Src + " > " + fwd.Expect.Dst + ": ICMP echo request",
+	for _, w := range []string{src + " > " + fwd.Expect.Dst + ": ICMP echo request",
+		src + " > " + ss[3].Expect.Dst + ": ICMP echo request", // also the rp_filter drop, on tunl0
 		fmt.Sprintf(" > %s.%d: UDP", udp.Expect.Dst, udp.Expect.DstPort)} {
 		if !strings.Contains(td, w) {
 			t.Errorf("tcpdump -r lacks %q:\n%s", w, td)
 		}
 	}
-	t.Logf("tshark:\n%s", showFrames(all))
 }
 
 // TestPcapStdoutIntoTshark: `-w -` piped into `tshark -r -`, read while
