@@ -115,7 +115,9 @@ func TestPcapDropsInSeveralNamespaces(t *testing.T) {
 	// Others' tests may add reports: wait for one of each scenario's.
 	for deadline := time.Now().Add(reportTimeout); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		seen := map[string]bool{}
-		for _, r := range p.reports() {
+		out := p.stdout.String()
+		rs, _ := parseReports(out[:strings.LastIndexByte(out, '\n')+1]) // whole lines only
+		for _, r := range rs {
 			seen[r.NetnsName] = true
 		}
 		all := true
