@@ -1,6 +1,7 @@
 package output
 
 import (
+	"bytes"
 	"encoding/json"
 
 	"github.com/pktdrop/pktdrop/internal/report"
@@ -14,9 +15,11 @@ func AppendJSON(b []byte, r *report.Report) []byte {
 			return out[:len(out)-1]
 		}
 	}
-	j, err := json.Marshal(r)
-	if err != nil {
-		return b // only a time json refuses: the text comment remains
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if enc.Encode(r) != nil {
+		return b // a time encoding/json refuses: the text comment remains
 	}
-	return append(b, j...)
+	return append(b, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
 }

@@ -115,7 +115,8 @@ func (w *Writer) ethernet(r *report.Report, p event.Packet) ([]byte, int) {
 	case len(p.Data) > 0 && p.Data[0]>>4 == 6, len(p.Data) == 0 && r.Family == "ipv6":
 		typ = uint16(layers.EthernetTypeIPv6)
 	}
-	w.frame = append(w.frame[:0], make([]byte, 12)...)
+	var macs [12]byte
+	w.frame = append(w.frame[:0], macs[:]...)
 	w.frame = append(w.frame, byte(typ>>8), byte(typ))
 	w.frame = append(w.frame, p.Data...)
 	return w.frame, length + ethHeader
