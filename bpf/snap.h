@@ -13,6 +13,9 @@ static __always_inline __u32 snap_packet(struct sk_buff *skb, struct pd_event *e
 	__u16 nh, mh;
 	__u32 tail, len;
 
+	/* The scratch event is reused: nothing of the last packet may stay. */
+	ev->cap_len = 0;
+	ev->cap_mac = 0;
 	if (l3_offset(skb, &nh, btf))
 		return 0;
 	if (btf) {
@@ -32,7 +35,6 @@ static __always_inline __u32 snap_packet(struct sk_buff *skb, struct pd_event *e
 	 * network header: a tunnel device (tunl0, wg0) has none, and a
 	 * locally sent packet has none before the neighbour layer. */
 	__u32 start = nh;
-	ev->cap_mac = 0;
 	if (mh != (__u16)~0U && mh < nh && nh - mh == PD_ETH_HLEN) {
 		start = mh;
 		ev->cap_mac = 1;

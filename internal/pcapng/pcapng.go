@@ -78,7 +78,9 @@ func (w *Writer) Write(r *report.Report, p event.Packet) error {
 	w.json = output.AppendJSON(w.json[:0], r)
 	comments := []string{clip(strings.TrimSuffix(output.Text(r), "\n")), clip(string(w.json))}
 	opts := pcapgo.NgPacketOptions{}
-	if len(p.Data) < int(p.Len) {
+	if len(p.Data) == 0 {
+		comments = append(comments, "pktdrop: the packet's bytes could not be read (no network header yet)")
+	} else if len(p.Data) < int(p.Len) {
 		why := fmt.Sprintf("--snaplen %d", w.o.Snaplen)
 		if len(p.Data) < w.o.Snaplen {
 			why = "the rest is not in the packet's linear data"
@@ -105,7 +107,10 @@ func (w *Writer) Write(r *report.Report, p event.Packet) error {
 // ethertype.
 func (w *Writer) ethernet(r *report.Report, p event.Packet) ([]byte, int) {
 	length := int(max(p.Len, uint32(len(p.Data))))
-	if p.MAC {
+	if len(p.Data) == 0 {
+		length = int(r.Len) // skb->len: the best length there is
+	}
+	if p.MAC && len(p.Data) > 0 {
 		return p.Data, length
 	}
 	var typ uint16
