@@ -52,14 +52,14 @@ const maxNetns = 256
 
 // Run traces until ctx ends, Count reports were written or Duration passed.
 func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
-	// Reports are buffered and flushed whenever the ring buffer has been
-	// read empty: a burst costs a few writes instead of one per report,
-	// and a lone report still goes out at once.
 	capt, stdout, err := openCapture(o, stdout, stderr)
 	if err != nil {
 		return err
 	}
 	defer capt.discard()
+	// Reports are buffered and flushed whenever the ring buffer has been
+	// read empty: a burst costs a few writes instead of one per report,
+	// and a lone report still goes out at once.
 	bw := bufio.NewWriterSize(stdout, 64<<10)
 	out, err := output.New(bw, o.Output)
 	if err != nil {
@@ -223,8 +223,8 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	if werr := out.Summary().Write(sumTo, output.Lost{Ringbuf: c.Lost, Decode: undecodable.Load()}); werr != nil && err == nil {
 		err = werr
 	}
-	if cerr := capt.close(c.Lost + undecodable.Load()); err == nil {
-		err = cerr
+	if perr := capt.close(c.Lost + undecodable.Load()); err == nil {
+		err = perr
 	}
 	if err == nil {
 		err = cerr
