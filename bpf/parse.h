@@ -3,6 +3,8 @@
  * type (tracing, tracepoint, kprobe, netfilter). */
 #pragma once
 
+#include "expr.h"
+
 #define PD_ETH_HLEN 14
 #define PD_ETH_P_IP 0x0800
 #define PD_ETH_P_IPV6 0x86DD
@@ -10,6 +12,7 @@
 #define PD_IPPROTO_TCP 6
 #define PD_IPPROTO_UDP 17
 #define PD_IPPROTO_ICMPV6 58
+#define PD_IPPROTO_SCTP 132
 
 /* btf: the caller holds a BTF-typed skb (tp_btf and netfilter programs), so
  * kernel fields can be read with plain loads, which the verifier guards,
@@ -51,7 +54,8 @@ static __always_inline void parse_l4(unsigned char *l4, __u8 proto, struct pd_tu
 		t->sport = bpf_ntohs(th.source);
 		t->dport = bpf_ntohs(th.dest);
 		t->tcp_flags = ((__u8 *)&th)[13];
-	} else if (proto == PD_IPPROTO_UDP) {
+	} else if (proto == PD_IPPROTO_UDP || proto == PD_IPPROTO_SCTP) {
+		/* SCTP's common header starts with the ports too. */
 		struct udphdr uh;
 		if (bpf_probe_read_kernel(&uh, sizeof(uh), l4))
 			return;
@@ -76,7 +80,7 @@ static __always_inline void parse_l4_buf(const __u8 *h, __u8 proto, struct pd_tu
 		t->sport = ((__u16)h[0] << 8) | h[1];
 		t->dport = ((__u16)h[2] << 8) | h[3];
 		t->tcp_flags = h[13];
-	} else if (proto == PD_IPPROTO_UDP) {
+	} else if (proto == PD_IPPROTO_UDP || proto == PD_IPPROTO_SCTP) {
 		t->sport = ((__u16)h[0] << 8) | h[1];
 		t->dport = ((__u16)h[2] << 8) | h[3];
 	} else if (proto == PD_IPPROTO_ICMP || proto == PD_IPPROTO_ICMPV6) {
@@ -172,6 +176,8 @@ static __always_inline bool tuple_match(const struct pd_tuple *t)
 	if (cfg_dport && t->dport != cfg_dport)
 		return false;
 	if (cfg_port && t->sport != cfg_port && t->dport != cfg_port)
+		return false;
+	if (cfg_expr_on && !expr_match(t))
 		return false;
 	return true;
 }

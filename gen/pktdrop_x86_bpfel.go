@@ -64,6 +64,34 @@ type PktdropPdEventBuf struct {
 	Pkt [16384]uint8
 }
 
+type PktdropPdExprInsn struct {
+	_    structs.HostLayout
+	Op   uint8
+	Jt   uint8
+	Jf   uint8
+	Plen uint8
+	Mask uint16
+	Lo   uint16
+	Hi   uint16
+	Fam  uint8
+	Pad  uint8
+	Addr [16]uint8
+}
+
+type PktdropPdExprOp uint32
+
+const (
+	PktdropPdExprOpPD_EXPR_SRC      PktdropPdExprOp = 1
+	PktdropPdExprOpPD_EXPR_DST      PktdropPdExprOp = 2
+	PktdropPdExprOpPD_EXPR_FAMILY   PktdropPdExprOp = 3
+	PktdropPdExprOpPD_EXPR_PROTO    PktdropPdExprOp = 4
+	PktdropPdExprOpPD_EXPR_SPORT    PktdropPdExprOp = 5
+	PktdropPdExprOpPD_EXPR_DPORT    PktdropPdExprOp = 6
+	PktdropPdExprOpPD_EXPR_TCPFLAGS PktdropPdExprOp = 7
+	PktdropPdExprOpPD_EXPR_ICMPTYPE PktdropPdExprOp = 8
+	PktdropPdExprOpPD_EXPR_ICMPCODE PktdropPdExprOp = 9
+)
+
 type PktdropPdKind uint32
 
 const (
@@ -223,6 +251,8 @@ const (
 	PktdropVarCfgDstFam                   = "cfg_dst_fam"
 	PktdropVarCfgDstOn                    = "cfg_dst_on"
 	PktdropVarCfgDstPlen                  = "cfg_dst_plen"
+	PktdropVarCfgExpr                     = "cfg_expr"
+	PktdropVarCfgExprOn                   = "cfg_expr_on"
 	PktdropVarCfgFamily                   = "cfg_family"
 	PktdropVarCfgHostAddr                 = "cfg_host_addr"
 	PktdropVarCfgHostFam                  = "cfg_host_fam"
@@ -249,6 +279,7 @@ const (
 	PktdropVarCfgWakeupBytes              = "cfg_wakeup_bytes"
 	PktdropVarUnusedCounter               = "unused_counter"
 	PktdropVarUnusedEvent                 = "unused_event"
+	PktdropVarUnusedExprOp                = "unused_expr_op"
 	PktdropVarUnusedKind                  = "unused_kind"
 	PktdropVarUnusedPoint                 = "unused_point"
 	PktdropVarUnusedSnap                  = "unused_snap"
@@ -364,6 +395,8 @@ type PktdropVariableSpecs struct {
 	CfgDstFam       *ebpf.VariableSpec `ebpf:"cfg_dst_fam"`
 	CfgDstOn        *ebpf.VariableSpec `ebpf:"cfg_dst_on"`
 	CfgDstPlen      *ebpf.VariableSpec `ebpf:"cfg_dst_plen"`
+	CfgExpr         *ebpf.VariableSpec `ebpf:"cfg_expr"`
+	CfgExprOn       *ebpf.VariableSpec `ebpf:"cfg_expr_on"`
 	CfgFamily       *ebpf.VariableSpec `ebpf:"cfg_family"`
 	CfgHostAddr     *ebpf.VariableSpec `ebpf:"cfg_host_addr"`
 	CfgHostFam      *ebpf.VariableSpec `ebpf:"cfg_host_fam"`
@@ -390,6 +423,7 @@ type PktdropVariableSpecs struct {
 	CfgWakeupBytes  *ebpf.VariableSpec `ebpf:"cfg_wakeup_bytes"`
 	UnusedCounter   *ebpf.VariableSpec `ebpf:"unused_counter"`
 	UnusedEvent     *ebpf.VariableSpec `ebpf:"unused_event"`
+	UnusedExprOp    *ebpf.VariableSpec `ebpf:"unused_expr_op"`
 	UnusedKind      *ebpf.VariableSpec `ebpf:"unused_kind"`
 	UnusedPoint     *ebpf.VariableSpec `ebpf:"unused_point"`
 	UnusedSnap      *ebpf.VariableSpec `ebpf:"unused_snap"`
@@ -451,6 +485,8 @@ type PktdropVariables struct {
 	CfgDstFam       *ebpf.Variable `ebpf:"cfg_dst_fam"`
 	CfgDstOn        *ebpf.Variable `ebpf:"cfg_dst_on"`
 	CfgDstPlen      *ebpf.Variable `ebpf:"cfg_dst_plen"`
+	CfgExpr         *ebpf.Variable `ebpf:"cfg_expr"`
+	CfgExprOn       *ebpf.Variable `ebpf:"cfg_expr_on"`
 	CfgFamily       *ebpf.Variable `ebpf:"cfg_family"`
 	CfgHostAddr     *ebpf.Variable `ebpf:"cfg_host_addr"`
 	CfgHostFam      *ebpf.Variable `ebpf:"cfg_host_fam"`
@@ -477,6 +513,7 @@ type PktdropVariables struct {
 	CfgWakeupBytes  *ebpf.Variable `ebpf:"cfg_wakeup_bytes"`
 	UnusedCounter   *ebpf.Variable `ebpf:"unused_counter"`
 	UnusedEvent     *ebpf.Variable `ebpf:"unused_event"`
+	UnusedExprOp    *ebpf.Variable `ebpf:"unused_expr_op"`
 	UnusedKind      *ebpf.Variable `ebpf:"unused_kind"`
 	UnusedPoint     *ebpf.Variable `ebpf:"unused_point"`
 	UnusedSnap      *ebpf.Variable `ebpf:"unused_snap"`
