@@ -17,18 +17,23 @@ func newWatch(stdout, stderr io.Writer) *cobra.Command {
 	var o session.Options
 	var force []string
 	cmd := &cobra.Command{
-		Use:   "watch",
+		Use:   "watch [pcap-filter expression]",
 		Short: "Print every packet the kernel drops, with where, why and how to fix it",
+		Long: `watch prints every packet the kernel drops, with where, why and how to fix it.
+
+` + exprHelp,
 		Example: `  pktdrop watch --proto icmp
+  pktdrop watch 'icmp and host 10.42.1.7'
+  pktdrop watch 'tcp[tcpflags] & (tcp-syn|tcp-rst) != 0 and not port 22'
   pktdrop watch --host 10.42.1.7 --output json
   pktdrop watch --proto udp --dport 53 --netns /proc/1234/ns/net --count 10`,
-		Args: noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: func(cmd *cobra.Command, args []string) error {
 			var err error
 			if o.Force, err = parseForce(force); err != nil {
 				return err
 			}
 			o.Command, o.Version = commandLine(), Version
+			o.Expr = strings.Join(args, " ")
 			return session.Run(cmd.Context(), o, stdout, stderr)
 		},
 	}
@@ -40,20 +45,23 @@ func newTrace(stdout, stderr io.Writer) *cobra.Command {
 	var o session.Options
 	var force []string
 	cmd := &cobra.Command{
-		Use:   "trace",
+		Use:   "trace [pcap-filter expression]",
 		Short: "Follow matching packets through the kernel, delivered or dropped, with each NAT step",
 		Long: `trace shows the path of matching packets that are not dropped too: the hooks and
 devices they cross and every address translation, so a DNAT that wins over yours,
-or the way a reply is translated back, is visible without any drop.`,
+or the way a reply is translated back, is visible without any drop.
+
+` + exprHelp,
 		Example: `  pktdrop trace --proto tcp --dport 80
+  pktdrop trace 'udp and dst port 53 and net 10.0.0.0/8'
   pktdrop trace --host 192.168.1.10 --count 4`,
-		Args: noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: func(cmd *cobra.Command, args []string) error {
 			var err error
 			if o.Force, err = parseForce(force); err != nil {
 				return err
 			}
 			o.Command, o.Version = commandLine(), Version
+			o.Expr = strings.Join(args, " ")
 			o.Trace = true
 			return session.Run(cmd.Context(), o, stdout, stderr)
 		},
@@ -61,6 +69,11 @@ or the way a reply is translated back, is visible without any drop.`,
 	addSessionFlags(cmd.Flags(), &o, &force)
 	return cmd
 }
+
+const exprHelp = `An optional pcap-filter expression, as tcpdump's, selects packets in the kernel
+together with the filter flags (both must match): host, net, port, portrange,
+src/dst, ip, ip6, icmp, icmp6, tcp, udp, sctp, proto N, tcp[tcpflags] and
+icmp[icmptype] tests, and/or/not, parentheses.`
 
 func addSessionFlags(fs *pflag.FlagSet, o *session.Options, force *[]string) {
 	f := &o.Filter

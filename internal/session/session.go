@@ -19,6 +19,7 @@ import (
 	"github.com/pktdrop/pktdrop/internal/cause"
 	"github.com/pktdrop/pktdrop/internal/event"
 	"github.com/pktdrop/pktdrop/internal/filter"
+	"github.com/pktdrop/pktdrop/internal/filterexpr"
 	"github.com/pktdrop/pktdrop/internal/ksym"
 	"github.com/pktdrop/pktdrop/internal/netns"
 	"github.com/pktdrop/pktdrop/internal/output"
@@ -32,6 +33,7 @@ import (
 // Options is everything `watch` and `trace` take.
 type Options struct {
 	Filter      filter.Options
+	Expr        string // pcap-filter expression, ANDed with Filter
 	Output      string
 	Count       int
 	Duration    time.Duration
@@ -86,12 +88,20 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	expr, err := filterexpr.Parse(o.Expr)
+	if err != nil {
+		return err
+	}
+	consts := f.Constants()
+	for k, v := range expr.Constants() {
+		consts[k] = v
+	}
 	e, err := newEnricher(rt, bg, stderr)
 	if err != nil {
 		return err
 	}
 	tr, err := tracer.Start(tracer.Options{
-		Probe: probe.Config{Constants: capt.constants(f.Constants()), Path: !o.NoPath, Trace: o.Trace, RingBufSize: o.RingBufSize, Force: o.Force},
+		Probe: probe.Config{Constants: capt.constants(consts), Path: !o.NoPath, Trace: o.Trace, RingBufSize: o.RingBufSize, Force: o.Force},
 		Netns: e.namespaces(f),
 	})
 	if err != nil {
@@ -115,7 +125,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	if o.Trace {
 		what = "drops and delivered packets"
 	}
-	fmt.Fprintf(stderr, "pktdrop: watching %s of %s (Ctrl-C to stop)\n", what, f)
+	fmt.Fprintf(stderr, "pktdrop: watching %s of %s (Ctrl-C to stop)\n", what, describeFilters(f, expr))
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -386,4 +396,15 @@ func (e *enricher) namespaces(f *filter.Filter) []string {
 		}
 	}
 	return paths
+}
+
+// describeFilters is the banner's "of ...": the flags, then the expression.
+func describeFilters(f *filter.Filter, expr *filterexpr.Expr) string {
+	if !expr.On() {
+		return f.String()
+	}
+	if s := f.String(); s != "all packets" {
+		return s + ", expression '" + expr.String() + "'"
+	}
+	return "'" + expr.String() + "'"
 }
