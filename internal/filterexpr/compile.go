@@ -43,7 +43,7 @@ func Parse(s string) (*Expr, error) {
 	}
 	toks, perr := lex(s)
 	if perr == nil {
-		p := &parser{toks: toks, last: qual{typ: "host"}}
+		p := &parser{toks: toks}
 		var n node
 		if n, perr = p.parseExpr(); perr == nil {
 			if t := p.peek(); t.kind != tEOF {

@@ -230,7 +230,12 @@ func (p *parser) parsePrimitive() (node, *posError) {
 		q.typ, qualified = t, true
 	}
 	if !qualified {
-		q = p.last // a bare id: inherit
+		// A bare id inherits the last qualifiers; with none yet, it is
+		// a syntax error in libpcap too.
+		if p.last.typ == "" {
+			return nil, errAt(start, "unknown primitive %q (an address needs host or net before it)", start.text)
+		}
+		q = p.last
 	}
 	if q.typ == "" {
 		q.typ = "host"
@@ -290,7 +295,11 @@ func protoNode(w string) node {
 	return eq(opProto, uint16(protoNumbers[w]))
 }
 
-var protoNumbers = map[string]uint8{"icmp": 1, "igmp": 2, "tcp": 6, "udp": 17, "icmp6": 58, "sctp": 132}
+var protoNumbers = map[string]uint8{"icmp": 1, "tcp": 6, "udp": 17, "icmp6": 58, "sctp": 132}
+
+// protoNames are the /etc/protocols names libpcap takes after proto.
+var protoNames = map[string]uint8{"icmp": 1, "igmp": 2, "tcp": 6, "udp": 17, "gre": 47, "esp": 50, "ah": 51,
+	"ipv6-icmp": 58, "sctp": 132}
 
 // parseProtoNum: `proto N`, `ip proto N`, `ip6 proto N`; N is a number or
 // an escaped name (`\tcp`).
@@ -302,12 +311,12 @@ func (p *parser) parseProtoNum(family string) (node, *posError) {
 	p.next()
 	name := strings.ToLower(strings.TrimPrefix(t.text, "\\"))
 	var n uint8
-	if v, ok := protoNumbers[name]; ok {
+	if v, ok := protoNames[name]; ok {
 		n = v
 	} else if v, ok := parseNum(t.text); ok && v <= 255 {
 		n = uint8(v)
 	} else {
-		return nil, errAt(t, "want a protocol number 0-255 or \\tcp, \\udp, \\icmp, \\icmp6, \\sctp, found %s", describe(t))
+		return nil, errAt(t, "want a protocol number 0-255 or \\tcp, \\udp, \\icmp, \\ipv6-icmp, \\sctp, found %s", describe(t))
 	}
 	pn := eq(opProto, uint16(n))
 	switch family {

@@ -29,6 +29,9 @@ func (p *parser) primitive(q qual, id token) (node, *posError) {
 		}
 		return dirNode(q.dir, addrAtom(opSrc, pfx), addrAtom(opDst, pfx)), nil
 	case "port", "portrange":
+		if q.proto == "ip" || q.proto == "ip6" {
+			return nil, errAt(id, "%q cannot qualify %s (as in tcpdump; use e.g. `ip and port 80`)", q.proto, q.typ)
+		}
 		lo, hi, err := parsePorts(q.typ, id)
 		if err != nil {
 			return nil, err
@@ -41,11 +44,6 @@ func (p *parser) primitive(q qual, id token) (node, *posError) {
 		switch q.proto {
 		case "tcp", "udp", "sctp":
 			guard = protoNode(q.proto)
-		case "ip", "ip6":
-			guard = protoNode(q.proto)
-			if lo == 0 {
-				guard = and(guard, portProtos())
-			}
 		default:
 			if lo == 0 {
 				guard = portProtos()
