@@ -35,6 +35,7 @@ test: deps
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./internal/event
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./internal/filter
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./internal/filterexpr
 	$(GO) test -run '^$$' -fuzz FuzzJSON -fuzztime $(FUZZTIME) ./internal/output
 
 bench: deps build

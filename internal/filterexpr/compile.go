@@ -13,6 +13,9 @@ import (
 	"github.com/pktdrop/pktdrop/internal/filter"
 )
 
+// maxLen bounds the parser's work (nested parentheses are parsed twice).
+const maxLen = 4096
+
 // MaxInsns is PD_EXPR_MAX in bpf/expr.h.
 const MaxInsns = 64
 
@@ -40,6 +43,9 @@ func Parse(s string) (*Expr, error) {
 	e := &Expr{text: strings.TrimSpace(s)}
 	if e.text == "" {
 		return e, nil
+	}
+	if len(s) > maxLen {
+		return nil, usageError(s[:40]+"...", &posError{pos: -1, msg: fmt.Sprintf("longer than %d bytes", maxLen)})
 	}
 	toks, perr := lex(s)
 	if perr == nil {
