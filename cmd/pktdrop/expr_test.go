@@ -70,6 +70,19 @@ func TestFilterExpr(t *testing.T) {
 		{"icmp6_host", fpd6, func(s *testnet.Scenario) []string {
 			return ns(s, "icmp6 and dst host "+s.Expect.Dst)
 		}, true},
+		{"long_expression", udp, func(s *testnet.Scenario) []string {
+			// About 50 of the 64 instructions: the verifier must still
+			// take it on every kernel (it follows each jump).
+			hosts := "host " + s.Expect.Src
+			for i := 1; i <= 13; i++ {
+				hosts += fmt.Sprintf(" or 10.231.9.%d", i)
+			}
+			ports := fmt.Sprintf("udp dst port %d", s.Expect.DstPort)
+			for i := 1; i <= 5; i++ {
+				ports += fmt.Sprintf(" or %d", s.Expect.DstPort+i)
+			}
+			return ns(s, "("+hosts+" or net fd00::/8) and ("+ports+") and not tcp[13] & 4 != 0 and not (icmp or icmp6) and portrange 1-65535")
+		}, true},
 		{"flags_and_expression_match", udp, func(s *testnet.Scenario) []string {
 			return append(ns(s, fmt.Sprintf("dst port %d", s.Expect.DstPort)), "--proto", "udp", "--src", s.Expect.Src)
 		}, true},
