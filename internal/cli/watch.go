@@ -19,7 +19,7 @@ func newWatch(stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "watch [pcap-filter expression]",
 		Short: "Print every packet the kernel drops, with where, why and how to fix it",
-		Long: `watch prints every packet the kernel drops, with where, why and how to fix it.
+		Long: `Print every packet the kernel drops, with where, why and how to fix it
 
 ` + exprHelp,
 		Example: `  pktdrop watch --proto icmp
