@@ -145,27 +145,32 @@ func (b *Bench) cost(ctx context.Context) error {
 		float64((c1-c0).Nanoseconds())/float64(max(sum.Drops, 1)))
 
 	// Packets pktdrop does not follow: the TCP flow under the no-match
-	// filter. Per packet is per netif_receive_skb run (each segment and
-	// each ACK is received once).
-	p, err = StartPktdrop(b.cfg.Pktdrop, b.dir, nomatchArgs()...)
-	if err != nil {
-		return err
+	// filter, as flags and as an expression. Per packet is per
+	// netif_receive_skb run (each segment and each ACK is received once).
+	for _, nm := range []struct {
+		what string
+		args []string
+	}{{"flags", nomatchArgs()}, {"expression", exprNomatchArgs()}} {
+		p, err = StartPktdrop(b.cfg.Pktdrop, b.dir, nm.args...)
+		if err != nil {
+			return err
+		}
+		s0, _ = p.ProgStats()
+		t0 := time.Now()
+		rate, err := TCPFlow(ctx, b.topo.A, b.sink, 0, time.Second)
+		el := time.Since(t0)
+		s1, _ = p.ProgStats()
+		if _, _, serr := p.Stop(); err == nil {
+			err = serr
+		}
+		if err != nil {
+			return err
+		}
+		pkts := s1["tpb_netif_receive_skb"].runs - s0["tpb_netif_receive_skb"].runs
+		line, total = costLine(s0, s1, pkts)
+		b.printf("cost per unfollowed packet, filter as %s (TCP at %.2f Gbit/s with stats on, %d packets): BPF %.0f ns, %.1f%% of one CPU: %s\n",
+			nm.what, gbit(rate), pkts, float64(total.Nanoseconds())/float64(max(pkts, 1)), 100*total.Seconds()/el.Seconds(), line)
 	}
-	s0, _ = p.ProgStats()
-	t0 := time.Now()
-	rate, err := TCPFlow(ctx, b.topo.A, b.sink, 0, time.Second)
-	el := time.Since(t0)
-	s1, _ = p.ProgStats()
-	if _, _, serr := p.Stop(); err == nil {
-		err = serr
-	}
-	if err != nil {
-		return err
-	}
-	pkts := s1["tpb_netif_receive_skb"].runs - s0["tpb_netif_receive_skb"].runs
-	line, total = costLine(s0, s1, pkts)
-	b.printf("cost per unfollowed packet (TCP at %.2f Gbit/s with stats on, %d packets): BPF %.0f ns, %.1f%% of one CPU: %s\n",
-		gbit(rate), pkts, float64(total.Nanoseconds())/float64(max(pkts, 1)), 100*total.Seconds()/el.Seconds(), line)
 
 	// The same flow followed by `trace`.
 	p, err = StartPktdrop(b.cfg.Pktdrop, b.dir, matchArgs()...)
@@ -174,9 +179,9 @@ func (b *Bench) cost(ctx context.Context) error {
 	}
 	s0, _ = p.ProgStats()
 	c0, _ = p.CPU()
-	t0 = time.Now()
-	rate, err = TCPFlow(ctx, b.topo.A, b.sink, 0, time.Second)
-	el = time.Since(t0)
+	t0 := time.Now()
+	rate, err := TCPFlow(ctx, b.topo.A, b.sink, 0, time.Second)
+	el := time.Since(t0)
 	s1, _ = p.ProgStats()
 	p.WaitIdle(3 * time.Second)
 	c1, _ = p.CPU()
@@ -187,7 +192,7 @@ func (b *Bench) cost(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	pkts = s1["tpb_netif_receive_skb"].runs - s0["tpb_netif_receive_skb"].runs
+	pkts := s1["tpb_netif_receive_skb"].runs - s0["tpb_netif_receive_skb"].runs
 	line, total = costLine(s0, s1, pkts)
 	b.printf("cost per followed packet (trace, TCP at %.2f Gbit/s with stats on, %d packets, %d traced): BPF %.0f ns, %.1f%% of one CPU, pktdrop %.1f%% of one CPU: %s\n",
 		gbit(rate), pkts, sum.Traced, float64(total.Nanoseconds())/float64(max(pkts, 1)), 100*total.Seconds()/el.Seconds(),
