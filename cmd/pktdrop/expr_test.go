@@ -136,3 +136,16 @@ func TestFilterExprBad(t *testing.T) {
 		}
 	}
 }
+
+// TestTraceFilterExpr: `trace` follows only what the expression selects,
+// here the SYNs of a connection through a DNAT, with their translation.
+func TestTraceFilterExpr(t *testing.T) {
+	s := buildScenario(t, ok(testnet.DNATShadowed))
+	rs := traceRun(t, s, "tcp[tcpflags] & tcp-syn != 0")
+	checkTrace(t, s, rs)
+	for _, r := range rs {
+		if !strings.Contains(r.TCPFlags, "SYN") {
+			t.Errorf("traced a packet without SYN (%s): %s %s > %s", r.TCPFlags, r.Kind, r.Src, r.Dst)
+		}
+	}
+}
