@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -38,7 +39,7 @@ func (r *Resolver) open(inode uint32) (netns.NsHandle, error) {
 	for attempt := 0; ; attempt++ {
 		info, ok := r.Lookup(inode)
 		if !ok {
-			return netns.None(), fmt.Errorf("netns %d not found (no name under %s and no process in it)", inode, r.runDir)
+			return netns.None(), fmt.Errorf("netns %d not found (no name under %s and no process in it)", inode, strings.Join(r.runDirs, " or "))
 		}
 		h, err := netns.GetFromPath(info.Path)
 		if err == nil {

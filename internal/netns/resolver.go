@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/pktdrop/pktdrop/internal/pods"
 )
 
 // RunDir is where `ip netns add` bind-mounts named namespaces.
@@ -33,10 +35,45 @@ type Info struct {
 	Path  string // nsfs path that can be opened to enter it
 }
 
+// Owners names who lives in a namespace (pods.Index): asked before
+// anything else, from its cache only.
+type Owners interface {
+	Lookup(inode uint32) (pods.Owner, bool)
+}
+
+// Options says where the node's namespaces are.
+type Options struct {
+	HostRoot string // the node's / as seen here: "/" or, in a debug pod, /host
+	Owners   Owners // nil: no pod or container names
+}
+
+// RunDirs are the directories `ip netns` and CNI plugins put namespaces
+// in, under hostRoot: both, as an image built from scratch has no
+// /var/run -> /run link (duplicates of one directory are dropped).
+func RunDirs(hostRoot string) []string {
+	var out []string
+	seen := map[[2]uint64]bool{}
+	for _, d := range []string{RunDir, "/run/netns"} {
+		p := pods.HostPath(hostRoot, d)
+		var st unix.Stat_t
+		if unix.Stat(p, &st) == nil {
+			k := [2]uint64{st.Dev, st.Ino}
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
 // Resolver caches inode -> Info. It is safe for concurrent use.
 type Resolver struct {
-	runDir, procDir string
-	now             func() time.Time
+	runDirs []string
+	procDir string
+	owners  Owners
+	now     func() time.Time
 
 	mu          sync.Mutex
 	byInode     map[uint32]Info
@@ -48,15 +85,20 @@ type Resolver struct {
 
 // NewResolver returns a resolver over the system's namespaces, populated by
 // an initial scan.
-func NewResolver() *Resolver {
-	r := newResolver(RunDir, "/proc")
+func NewResolver() *Resolver { return NewResolverAt(Options{}) }
+
+// NewResolverAt is NewResolver for the node under o.HostRoot.
+func NewResolverAt(o Options) *Resolver {
+	r := newResolver(RunDirs(o.HostRoot)[0], pods.HostPath(o.HostRoot, "/proc"))
+	r.runDirs = RunDirs(o.HostRoot)
+	r.owners = o.Owners
 	r.Refresh()
 	return r
 }
 
 func newResolver(runDir, procDir string) *Resolver {
 	return &Resolver{
-		runDir:  runDir,
+		runDirs: []string{runDir},
 		procDir: procDir,
 		now:     time.Now,
 		byInode: map[uint32]Info{},
@@ -74,14 +116,15 @@ func (r *Resolver) Refresh() {
 		}
 	}
 	// Order is priority: the first name given to an inode sticks.
-	hostPath := filepath.Join(r.procDir, "1/ns/net")
-	if ino, err := Inode(hostPath); err == nil {
-		put(Info{ino, "host", hostPath})
+	if ino, p := r.hostNetns(); ino != 0 {
+		put(Info{ino, "host", p})
 	}
-	for _, n := range namedIn(r.runDir) {
-		p := filepath.Join(r.runDir, n)
-		if ino, err := Inode(p); err == nil {
-			put(Info{ino, n, p})
+	for _, dir := range r.runDirs {
+		for _, n := range namedIn(dir) {
+			p := filepath.Join(dir, n)
+			if ino, err := Inode(p); err == nil {
+				put(Info{ino, n, p})
+			}
 		}
 	}
 	// /proc/1 may be unreadable (e.g. inside a container); our own namespace
@@ -114,6 +157,39 @@ func (r *Resolver) Refresh() {
 	r.mu.Unlock()
 }
 
+// hostNetns finds the node's namespace: init's, or, where init's cannot
+// be read (a container without CAP_SYS_PTRACE over it), kthreadd's, as
+// kernel threads always live in the initial namespace.
+func (r *Resolver) hostNetns() (uint32, string) {
+	p := filepath.Join(r.procDir, "1/ns/net")
+	if ino, err := Inode(p); err == nil && ino != 0 {
+		return ino, p
+	}
+	if ino, err := linkInode(p); err == nil && ino != 0 {
+		return ino, p
+	}
+	comm, _ := os.ReadFile(filepath.Join(r.procDir, "2/comm"))
+	if strings.TrimSpace(string(comm)) != "kthreadd" {
+		return 0, ""
+	}
+	p = filepath.Join(r.procDir, "2/ns/net")
+	if ino, err := Inode(p); err == nil && ino != 0 {
+		return ino, p
+	}
+	if ino, err := linkInode(p); err == nil && ino != 0 {
+		return ino, p
+	}
+	return 0, ""
+}
+
+// Owner is the pod or container living in inode, if any is known.
+func (r *Resolver) Owner(inode uint32) (pods.Owner, bool) {
+	if r.owners == nil || inode == 0 {
+		return pods.Owner{}, false
+	}
+	return r.owners.Lookup(inode)
+}
+
 // Lookup returns what is known about inode, rescanning at most once per
 // second when it is not cached.
 func (r *Resolver) Lookup(inode uint32) (Info, bool) {
@@ -136,6 +212,9 @@ func (r *Resolver) Lookup(inode uint32) (Info, bool) {
 func (r *Resolver) Name(inode uint32) string {
 	if inode == 0 {
 		return "-"
+	}
+	if o, ok := r.Owner(inode); ok {
+		return o.String()
 	}
 	if i, ok := r.Lookup(inode); ok {
 		return i.Name

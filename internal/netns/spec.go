@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/pktdrop/pktdrop/internal/pods"
 )
 
 // ParseSpec resolves a --netns value to a namespace inode. It accepts an
@@ -16,6 +18,20 @@ import (
 // bind mount anywhere), a name under /var/run/netns, or "host".
 func ParseSpec(s string) (uint32, error) {
 	return parseSpec(RunDir, "/proc", s)
+}
+
+// ParseSpecAt is ParseSpec for the node under hostRoot: names are looked
+// for in each of RunDirs, "host" is init's namespace there.
+func ParseSpecAt(hostRoot string) func(string) (uint32, error) {
+	return func(s string) (uint32, error) {
+		dirs := RunDirs(hostRoot)
+		for _, d := range dirs {
+			if _, err := os.Lstat(filepath.Join(d, strings.TrimSpace(s))); err == nil && !strings.Contains(s, "/") {
+				return parseSpec(d, pods.HostPath(hostRoot, "/proc"), s)
+			}
+		}
+		return parseSpec(dirs[0], pods.HostPath(hostRoot, "/proc"), s)
+	}
 }
 
 func parseSpec(runDir, procDir, s string) (uint32, error) {
