@@ -73,7 +73,7 @@ func TestResolverNamesOwnNetns(t *testing.T) {
 	r := newResolver(t.TempDir(), "/proc")
 	r.Refresh()
 	want := "self"
-	if host, err := Inode("/proc/1/ns/net"); err == nil && host == self {
+	if host, _ := r.hostNetns(); host == self {
 		want = "host"
 	}
 	if got := r.Name(self); got != want {
@@ -81,6 +81,29 @@ func TestResolverNamesOwnNetns(t *testing.T) {
 	}
 	if got := r.Name(0); got != "-" {
 		t.Errorf("Name(0) = %q", got)
+	}
+}
+
+// Where init's namespace cannot be read (pid 1 of a sandbox, or without
+// CAP_SYS_PTRACE), kthreadd's names the host: kernel threads never leave it.
+func TestHostNetnsFallsBackToKthreadd(t *testing.T) {
+	proc := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(proc, "1/ns"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(proc, "2/ns"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(proc, "2/comm"), []byte("kthreadd\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("net:[4026531999]", filepath.Join(proc, "2/ns/net")); err != nil {
+		t.Fatal(err)
+	}
+	r := newResolver(t.TempDir(), proc)
+	r.Refresh()
+	if got := r.Name(4026531999); got != "host" {
+		t.Errorf("Name(kthreadd's netns) = %q; want host", got)
 	}
 }
 
