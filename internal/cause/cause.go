@@ -136,7 +136,11 @@ func where(r *report.Report) string {
 		if s != "" {
 			s += " "
 		}
-		s += "in netns " + r.NetnsName
+		if r.Pod != "" {
+			s += "in " + r.NetnsName // "pod shop/web"
+		} else {
+			s += "in netns " + r.NetnsName
+		}
 	}
 	return s
 }

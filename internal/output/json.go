@@ -26,7 +26,8 @@ var fastJSON = schemaMatches()
 var schema = []string{
 	"Report.Time time time.Time", "Report.Kind kind string", "Report.Reason reason string",
 	"Report.Location location string", "Report.Netns netns uint32", "Report.NetnsName netns_name string",
-	"Report.Iface iface string", "Report.Ifindex ifindex uint32", "Report.Family family string",
+	"Report.Pod pod,omitempty string", "Report.PodNS pod_namespace,omitempty string",
+	"Report.PodUID pod_uid,omitempty string", "Report.Iface iface string", "Report.Ifindex ifindex uint32", "Report.Family family string",
 	"Report.Proto proto string", "Report.Src src string", "Report.Dst dst string", "Report.Sport sport uint16",
 	"Report.Dport dport uint16", "Report.ICMPType icmp_type uint8", "Report.ICMPCode icmp_code uint8",
 	"Report.ICMPID icmp_id uint16", "Report.ICMPSeq icmp_seq uint16", "Report.TCPFlags tcp_flags,omitempty string",
@@ -38,6 +39,7 @@ var schema = []string{
 	"Report.Verdict verdict,omitempty string",
 	"Report.Path path []report.Step", "Report.StepsLost steps_lost,omitempty int", "Report.NAT nat []report.NAT",
 	"Step.Where where string", "Step.Netns netns uint32", "Step.NetnsName netns_name string",
+	"Step.Pod pod,omitempty string", "Step.PodNS pod_namespace,omitempty string", "Step.PodUID pod_uid,omitempty string",
 	"Step.Iface iface string", "Step.Src src string", "Step.Dst dst string", "Step.Sport sport uint16",
 	"Step.Dport dport uint16", "Step.Detail detail string",
 	"NAT.Hook hook string", "NAT.NetnsName netns_name string", "NAT.Before before string",
@@ -83,6 +85,7 @@ func appendReport(b []byte, r *report.Report) (_ []byte, ok bool) {
 	b = strconv.AppendUint(b, uint64(r.Netns), 10)
 	b = append(b, `,"netns_name":`...)
 	b = appendJSONString(b, r.NetnsName)
+	b = appendPod(b, r.Pod, r.PodNS, r.PodUID)
 	b = append(b, `,"iface":`...)
 	b = appendJSONString(b, r.Iface)
 	b = append(b, `,"ifindex":`...)
@@ -202,6 +205,7 @@ func appendStep(b []byte, s *report.Step) []byte {
 	b = strconv.AppendUint(b, uint64(s.Netns), 10)
 	b = append(b, `,"netns_name":`...)
 	b = appendJSONString(b, s.NetnsName)
+	b = appendPod(b, s.Pod, s.PodNS, s.PodUID)
 	b = append(b, `,"iface":`...)
 	b = appendJSONString(b, s.Iface)
 	b = append(b, `,"src":`...)
@@ -215,6 +219,22 @@ func appendStep(b []byte, s *report.Step) []byte {
 	b = append(b, `,"detail":`...)
 	b = appendJSONString(b, s.Detail)
 	return append(b, '}')
+}
+
+func appendPod(b []byte, pod, ns, uid string) []byte {
+	if pod != "" {
+		b = append(b, `,"pod":`...)
+		b = appendJSONString(b, pod)
+	}
+	if ns != "" {
+		b = append(b, `,"pod_namespace":`...)
+		b = appendJSONString(b, ns)
+	}
+	if uid != "" {
+		b = append(b, `,"pod_uid":`...)
+		b = appendJSONString(b, uid)
+	}
+	return b
 }
 
 func appendNAT(b []byte, n *report.NAT) []byte {

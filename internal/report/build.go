@@ -16,6 +16,9 @@ type Names struct {
 	Reason func(uint32) string
 	Symbol func(uint64) string
 	Netns  func(uint32) string
+	// Pod names the pod (namespace, name, UID) or container (name only)
+	// living in a netns; ok is false when nobody known does.
+	Pod    func(uint32) (namespace, name, uid string, ok bool)
 	Device func(netns, ifindex uint32) string
 	Enums  *kenum.Names
 	Table  func(prio int32) string // netfilter bracket priority → next table ("" = past all)
@@ -69,6 +72,7 @@ func (b *Builder) Build(ev *event.Event) *Report {
 		r.Location = n.Symbol(ev.Location)
 	}
 	r.NetnsName = b.netns(r.Netns)
+	r.PodNS, r.Pod, r.PodUID = b.pod(r.Netns)
 	if r.Iface == "" && r.Ifindex != 0 && n.Device != nil {
 		r.Iface = n.Device(r.Netns, r.Ifindex)
 	}
@@ -105,6 +109,14 @@ func (b *Builder) netns(inode uint32) string {
 	return b.Names.Netns(inode)
 }
 
+func (b *Builder) pod(inode uint32) (ns, name, uid string) {
+	if b.Names.Pod == nil || inode == 0 {
+		return "", "", ""
+	}
+	ns, name, uid, _ = b.Names.Pod(inode)
+	return ns, name, uid
+}
+
 func (b *Builder) device(netns, ifindex uint32) string {
 	if ifindex == 0 || b.Names.Device == nil {
 		return ""
@@ -119,6 +131,7 @@ func (b *Builder) path(ev *event.Event, r *Report) {
 		s := &ev.Path[i]
 		st := Step{Where: b.where(s), Netns: s.Netns, NetnsName: b.netns(s.Netns), Iface: b.device(s.Netns, s.Ifindex),
 			Src: b.addr(s.Tuple.Src), Dst: b.addr(s.Tuple.Dst), Sport: s.Tuple.Sport, Dport: s.Tuple.Dport, Detail: b.detail(s)}
+		st.PodNS, st.Pod, st.PodUID = b.pod(s.Netns)
 		r.Path = append(r.Path, st)
 		if s.Point == event.PointFIBLookup || s.Point == event.PointFIBValidate {
 			continue // their tuple is a lookup key, not the packet

@@ -18,6 +18,9 @@ type Report struct {
 	Location  string    `json:"location"`
 	Netns     uint32    `json:"netns"`
 	NetnsName string    `json:"netns_name"`
+	Pod       string    `json:"pod,omitempty"` // the pod (or container) living in the netns
+	PodNS     string    `json:"pod_namespace,omitempty"`
+	PodUID    string    `json:"pod_uid,omitempty"`
 	Iface     string    `json:"iface"`
 	Ifindex   uint32    `json:"ifindex"`
 	Family    string    `json:"family"`
@@ -57,6 +60,9 @@ type Step struct {
 	Where     string `json:"where"`
 	Netns     uint32 `json:"netns"`
 	NetnsName string `json:"netns_name"`
+	Pod       string `json:"pod,omitempty"`
+	PodNS     string `json:"pod_namespace,omitempty"`
+	PodUID    string `json:"pod_uid,omitempty"`
 	Iface     string `json:"iface"`
 	Src       string `json:"src"`
 	Dst       string `json:"dst"`
