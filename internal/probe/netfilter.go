@@ -86,9 +86,10 @@ func Priorities() ([8]int32, error) { return bracketPriorities() }
 type nfState struct {
 	mu       sync.Mutex
 	progs    []*ebpf.Program
-	links    []link.Link
-	attached map[uint64]nsPlan // netns inode: which brackets it has
+	links    map[uint64][]link.Link // by netns inode
+	attached map[uint64]nsPlan      // netns inode: which brackets it has
 	closed   bool
+	used     bool // some namespace got links
 }
 
 func (n *nfState) close() error {
@@ -96,8 +97,10 @@ func (n *nfState) close() error {
 	defer n.mu.Unlock()
 	n.closed = true
 	var errs []error
-	for _, l := range n.links {
-		errs = append(errs, l.Close())
+	for _, ls := range n.links {
+		for _, l := range ls {
+			errs = append(errs, l.Close())
+		}
 	}
 	for _, p := range n.progs {
 		errs = append(errs, p.Close())
@@ -116,7 +119,7 @@ func (s *Set) AttachNetfilter(nsPaths []string) error {
 	st := Status{Point: "netfilter hooks", Why: "which hook and table a packet reached (no nf_hook_slow)"}
 	if first {
 		defer func() { s.Status = append(s.Status, st) }()
-		s.nf = &nfState{attached: map[uint64]nsPlan{}}
+		s.nf = &nfState{attached: map[uint64]nsPlan{}, links: map[uint64][]link.Link{}}
 		for i := 0; i < 8; i++ {
 			p, err := s.loadProgram(nfProgName(i))
 			if err != nil {
@@ -197,7 +200,7 @@ func (s *Set) AttachNetfilter(nsPaths []string) error {
 	var failed []string
 	tried := 0
 	for _, j := range jobs {
-		n.links = append(n.links, j.links...)
+		n.links[j.ino] = append(n.links[j.ino], j.links...)
 		if j.existed {
 			n.attached[j.ino] = j.now // a rescan: keep what it added
 			continue
@@ -208,6 +211,7 @@ func (s *Set) AttachNetfilter(nsPaths []string) error {
 			continue
 		}
 		n.attached[j.ino] = j.now
+		n.used = true
 	}
 	if first && tried > 0 && len(failed) == tried {
 		st.Failures = append(st.Failures, fmt.Sprintf("%s: %s", NFLink, strings.Join(failed, "; ")))
@@ -220,8 +224,45 @@ func (s *Set) AttachNetfilter(nsPaths []string) error {
 	return nil
 }
 
+// KeepNetns closes the links of namespaces not in keep: gone ones (a link
+// does not keep its namespace alive, but its kernel memory stays until
+// closed) and ones no longer wanted. It returns how many were released.
+func (s *Set) KeepNetns(keep map[uint64]bool) int {
+	if s.nf == nil {
+		return 0
+	}
+	n := s.nf
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	released := 0
+	for ino, ls := range n.links {
+		if keep[ino] {
+			continue
+		}
+		for _, l := range ls {
+			_ = l.Close()
+		}
+		delete(n.links, ino)
+		delete(n.attached, ino)
+		released++
+	}
+	return released
+}
+
+// NetfilterNetns tells whether namespace ino has its brackets.
+func (s *Set) NetfilterNetns(ino uint64) bool {
+	if s.nf == nil {
+		return false
+	}
+	s.nf.mu.Lock()
+	defer s.nf.mu.Unlock()
+	_, ok := s.nf.attached[ino]
+	return ok
+}
+
 // NetfilterLinks tells whether netfilter links are in use.
-func (s *Set) NetfilterLinks() bool { return s.nf != nil && len(s.nf.attached) > 0 }
+// (once any namespace got them, even if all have gone since).
+func (s *Set) NetfilterLinks() bool { return s.nf != nil && s.nf.used }
 
 // bracketSlack is how many priorities next to a bracket pktdrop may use.
 const bracketSlack = 8

@@ -32,6 +32,13 @@ type Attributor struct {
 	// Notes says what rule attribution is missing here, and why.
 	Notes []string
 
+	// Namespaces that come and go (follow.go).
+	ctx     context.Context
+	match   nftrace.Match
+	trMu    sync.Mutex
+	byIno   map[uint64]*nftrace.Tracer
+	closing sync.Once
+
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced whenever a decision arrives
 	byKey   map[string][]entry
@@ -50,7 +57,8 @@ type entry struct {
 func Start(ctx context.Context, nsPaths []string, p filter.Packet) (*Attributor, error) {
 	m := nftrace.Match{Family: p.Family, Proto: p.Proto, Src: p.Src, Dst: p.Dst, Host: p.Host,
 		Sport: p.Sport, Dport: p.Dport, Port: p.Port}
-	a := &Attributor{changed: make(chan struct{}), byKey: map[string][]entry{}, done: make(chan struct{})}
+	a := &Attributor{changed: make(chan struct{}), byKey: map[string][]entry{}, done: make(chan struct{}),
+		ctx: ctx, match: m, byIno: map[uint64]*nftrace.Tracer{}}
 	a.legacy, a.Notes = startLegacy(nsPaths, p.Family)
 	var failed []string
 	for _, path := range nsPaths {
@@ -73,22 +81,14 @@ func Start(ctx context.Context, nsPaths []string, p filter.Packet) (*Attributor,
 			continue
 		}
 		a.trs = append(a.trs, tr)
+		a.byIno[inodeOf(path)] = tr
 	}
 	if len(a.trs) == 0 && len(failed) > 0 {
 		return nil, fmt.Errorf("start rule tracing (--rules): %s", strings.Join(failed, "; "))
 	}
-	var wg sync.WaitGroup
 	for _, tr := range a.trs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			a.collect(tr)
-		}()
+		go a.collect(tr)
 	}
-	go func() {
-		wg.Wait()
-		close(a.done)
-	}()
 	return a, nil
 }
 
@@ -144,7 +144,10 @@ func (a *Attributor) Attach(r *report.Report, deadline time.Time) bool {
 	if a.legacy.attach(r) {
 		return true
 	}
-	if len(a.trs) == 0 {
+	a.trMu.Lock()
+	none := len(a.trs) == 0
+	a.trMu.Unlock()
+	if none {
 		return false
 	}
 	for {
@@ -246,12 +249,20 @@ func keyStrings(netns uint32, proto, src, dst string, sport, dport, id, seq uint
 }
 
 // Close removes the trace tables.
-func (a *Attributor) Close() error { return a.closeTracers() }
+func (a *Attributor) Close() error {
+	err := a.closeTracers()
+	a.closing.Do(func() { close(a.done) })
+	return err
+}
 
 func (a *Attributor) closeTracers() error {
+	a.trMu.Lock()
+	defer a.trMu.Unlock()
 	var errs []error
 	for _, tr := range a.trs {
 		errs = append(errs, tr.Close())
 	}
+	a.trs = nil
+	clear(a.byIno)
 	return errors.Join(errs...)
 }

@@ -73,6 +73,15 @@ func (t *Tracer) AddNetns(paths []string) error {
 	return t.set.AttachNetfilter(paths)
 }
 
+// KeepNetns releases the netfilter links of namespaces not in keep.
+func (t *Tracer) KeepNetns(keep map[uint64]bool) int { return t.set.KeepNetns(keep) }
+
+// Covers tells whether namespace ino has its netfilter links (always
+// true where nf_hook_slow is probed: that covers every namespace).
+func (t *Tracer) Covers(ino uint64) bool {
+	return !t.set.NetfilterLinks() || t.set.NetfilterNetns(ino)
+}
+
 // Status reports what each probe point got.
 func (t *Tracer) Status() []probe.Status { return t.set.Status }
 
