@@ -12,7 +12,11 @@ const volatile __u8 cfg_src_plen = 0, cfg_dst_plen = 0, cfg_host_plen = 0;
 const volatile __u8 cfg_src_addr[16] = {}, cfg_dst_addr[16] = {}, cfg_host_addr[16] = {};
 const volatile __u16 cfg_port = 0, cfg_sport = 0, cfg_dport = 0;
 const volatile char cfg_ifname[16] = {};
+/* --netns/--pod: cfg_netns turns the filter on; the namespace itself is
+ * netns_want, a global userspace may change while running (a pod whose
+ * sandbox is replaced moves to a new namespace). */
 const volatile __u32 cfg_netns = 0;
+__u32 netns_want = 0;
 const volatile __u8 cfg_reason_incl_on = 0;
 const volatile __u64 cfg_reason_incl[4] = {};
 const volatile __u64 cfg_reason_excl[4] = {};

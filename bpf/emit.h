@@ -101,7 +101,7 @@ static __always_inline void on_free(struct sk_buff *skb, __u64 location, __u32 r
 	if (!ifname_match(ev->ifname))
 		goto out;
 	ev->netns = skb_netns(skb, btf);
-	if (cfg_netns && ev->netns != cfg_netns)
+	if (cfg_netns && ev->netns != netns_want)
 		goto out;
 
 	ev->ts = bpf_ktime_get_ns();

@@ -277,6 +277,7 @@ const (
 	PktdropVarCfgSrcPlen                  = "cfg_src_plen"
 	PktdropVarCfgTrace                    = "cfg_trace"
 	PktdropVarCfgWakeupBytes              = "cfg_wakeup_bytes"
+	PktdropVarNetnsWant                   = "netns_want"
 	PktdropVarUnusedCounter               = "unused_counter"
 	PktdropVarUnusedEvent                 = "unused_event"
 	PktdropVarUnusedExprOp                = "unused_expr_op"
@@ -421,6 +422,7 @@ type PktdropVariableSpecs struct {
 	CfgSrcPlen      *ebpf.VariableSpec `ebpf:"cfg_src_plen"`
 	CfgTrace        *ebpf.VariableSpec `ebpf:"cfg_trace"`
 	CfgWakeupBytes  *ebpf.VariableSpec `ebpf:"cfg_wakeup_bytes"`
+	NetnsWant       *ebpf.VariableSpec `ebpf:"netns_want"`
 	UnusedCounter   *ebpf.VariableSpec `ebpf:"unused_counter"`
 	UnusedEvent     *ebpf.VariableSpec `ebpf:"unused_event"`
 	UnusedExprOp    *ebpf.VariableSpec `ebpf:"unused_expr_op"`
@@ -511,6 +513,7 @@ type PktdropVariables struct {
 	CfgSrcPlen      *ebpf.Variable `ebpf:"cfg_src_plen"`
 	CfgTrace        *ebpf.Variable `ebpf:"cfg_trace"`
 	CfgWakeupBytes  *ebpf.Variable `ebpf:"cfg_wakeup_bytes"`
+	NetnsWant       *ebpf.Variable `ebpf:"netns_want"`
 	UnusedCounter   *ebpf.Variable `ebpf:"unused_counter"`
 	UnusedEvent     *ebpf.Variable `ebpf:"unused_event"`
 	UnusedExprOp    *ebpf.Variable `ebpf:"unused_expr_op"`

@@ -136,7 +136,7 @@ func where(r *report.Report) string {
 		if s != "" {
 			s += " "
 		}
-		if r.Pod != "" {
+		if r.Owned() {
 			s += "in " + r.NetnsName // "pod shop/web"
 		} else {
 			s += "in netns " + r.NetnsName

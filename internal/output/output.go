@@ -123,7 +123,7 @@ func Text(r *report.Report) string {
 	}
 	fmt.Fprintf(&b, "%s %s %s\n", r.Time.Format(textTime), verb, Packet(r))
 	at := []string{}
-	if r.Pod != "" {
+	if r.Owned() {
 		at = append(at, r.NetnsName) // "pod shop/web", "container web"
 	} else if r.NetnsName != "" {
 		at = append(at, "netns "+r.NetnsName)

@@ -191,6 +191,17 @@ func (x *Index) Find(namespace, name string) (uint32, Owner, bool) {
 	return 0, Owner{}, false
 }
 
+// All lists the known owners.
+func (x *Index) All() []Owner {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	out := make([]Owner, 0, len(x.byInode))
+	for _, o := range x.byInode {
+		out = append(out, o)
+	}
+	return out
+}
+
 // Paths lists the netns paths of all known owners.
 func (x *Index) Paths() []string {
 	x.mu.RLock()

@@ -49,6 +49,7 @@ type Set struct {
 
 	spec  *ebpf.CollectionSpec
 	maps  map[string]*ebpf.Map
+	vars  map[string]*ebpf.Variable
 	progs []*ebpf.Program
 	links []link.Link
 	nf    *nfState
@@ -56,6 +57,19 @@ type Set struct {
 	gates  gates
 	loadMu sync.Mutex
 	loaded map[string]*loadResult // prefetched loads not yet handed out
+}
+
+// SetNetns changes the namespace the --netns filter passes (it must have
+// been on at load): a followed pod moved to a new sandbox.
+func (s *Set) SetNetns(inode uint32) error {
+	v, ok := s.vars["netns_want"]
+	if !ok {
+		return errors.New("set netns filter: no netns_want variable")
+	}
+	if err := v.Set(inode); err != nil {
+		return fmt.Errorf("set netns filter: %w", err)
+	}
+	return nil
 }
 
 // Load loads the maps and attaches every probe point it can.
@@ -86,6 +100,11 @@ func Load(cfg Config) (*Set, error) {
 			return nil, fmt.Errorf("set %s: %w", name, err)
 		}
 	}
+	if v, ok := consts["cfg_netns"].(uint32); ok {
+		if err := spec.Variables["netns_want"].Set(v); err != nil {
+			return nil, fmt.Errorf("set netns_want: %w", err)
+		}
+	}
 	if cfg.RingBufSize != 0 {
 		spec.Maps["events"].MaxEntries = cfg.RingBufSize
 	}
@@ -102,7 +121,7 @@ func Load(cfg Config) (*Set, error) {
 		return nil, fmt.Errorf("create BPF maps: %w", explain(err))
 	}
 	s := &Set{spec: spec, maps: coll.Maps, Events: coll.Maps["events"], Counters: coll.Maps["counters"],
-		Tracks: coll.Maps["tracks"], loaded: map[string]*loadResult{}}
+		Tracks: coll.Maps["tracks"], vars: coll.Variables, loaded: map[string]*loadResult{}}
 	s.prefetch(cfg)
 
 	for _, p := range Points() {

@@ -6,6 +6,7 @@ package report
 import (
 	"net"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -53,6 +54,12 @@ type Report struct {
 	Path      []Step `json:"path"`
 	StepsLost int    `json:"steps_lost,omitempty"`
 	NAT       []NAT  `json:"nat"`
+}
+
+// Owned tells whether NetnsName names who lives there ("pod shop/web",
+// "container web") rather than the namespace itself.
+func (r *Report) Owned() bool {
+	return r.Pod != "" || strings.HasPrefix(r.NetnsName, "container ")
 }
 
 // Step is one place the packet was seen, oldest first.

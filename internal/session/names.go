@@ -17,6 +17,9 @@ type names struct {
 	reasonOf func(uint32) string
 	symOf    func(uint64) string
 	now      uint64 // CLOCK_MONOTONIC ns of the event being built
+	// seen, when set, hears of each namespace once per nameTTL (the
+	// follower rescans for one that has no coverage yet).
+	seen func(inode uint32)
 
 	netnsNames map[uint32]named
 	devNames   map[devKey]named
@@ -33,6 +36,12 @@ const (
 type named struct {
 	name    string
 	expires uint64
+	pod     podName // netns names only
+}
+
+type podName struct {
+	ns, name, uid string
+	ok            bool
 }
 
 type devKey struct{ netns, ifindex uint32 }
@@ -46,12 +55,31 @@ func (n *names) netns(inode uint32) string {
 	if e, ok := n.netnsNames[inode]; ok && n.now < e.expires {
 		return e.name
 	}
-	name := n.res.Name(inode)
+	return n.lookupNetns(inode).name
+}
+
+// pod is netns for the pod fields: the same memo entry.
+func (n *names) pod(inode uint32) (ns, name, uid string, ok bool) {
+	e, hit := n.netnsNames[inode]
+	if !hit || n.now >= e.expires {
+		e = n.lookupNetns(inode)
+	}
+	return e.pod.ns, e.pod.name, e.pod.uid, e.pod.ok
+}
+
+func (n *names) lookupNetns(inode uint32) named {
+	e := named{name: n.res.Name(inode), expires: n.now + nameTTL}
+	if o, ok := n.res.Owner(inode); ok && o.Kind == "pod" {
+		e.pod = podName{o.Namespace, o.Name, o.UID, true}
+	}
+	if n.seen != nil {
+		n.seen(inode)
+	}
 	if len(n.netnsNames) >= namesMax {
 		clear(n.netnsNames)
 	}
-	n.netnsNames[inode] = named{name, n.now + nameTTL}
-	return name
+	n.netnsNames[inode] = e
+	return e
 }
 
 func (n *names) device(inode, ifindex uint32) string {
@@ -63,7 +91,7 @@ func (n *names) device(inode, ifindex uint32) string {
 	if len(n.devNames) >= namesMax {
 		clear(n.devNames)
 	}
-	n.devNames[k] = named{name, n.now + nameTTL}
+	n.devNames[k] = named{name: name, expires: n.now + nameTTL}
 	return name
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/pktdrop/pktdrop/internal/ksym"
 	"github.com/pktdrop/pktdrop/internal/netns"
 	"github.com/pktdrop/pktdrop/internal/output"
+	"github.com/pktdrop/pktdrop/internal/pods"
 	"github.com/pktdrop/pktdrop/internal/probe"
 	"github.com/pktdrop/pktdrop/internal/reasons"
 	"github.com/pktdrop/pktdrop/internal/report"
@@ -47,6 +48,7 @@ type Options struct {
 	Snaplen     int    // bytes of each packet to write
 	Command     string // the command line, for the pcap file
 	Version     string
+	Node        Node // --host-root, --cri-socket, --pod
 }
 
 // maxNetns bounds how many namespaces get netfilter links.
@@ -84,7 +86,11 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("read drop reasons: %w", err)
 	}
-	f, err := filter.Parse(o.Filter, rt, netns.ParseSpec)
+	idx, err := startPods(ctx, o.Node, &o.Filter)
+	if err != nil {
+		return err
+	}
+	f, err := filter.Parse(o.Filter, rt, netns.ParseSpecAt(o.Node.HostRoot))
 	if err != nil {
 		return err
 	}
@@ -96,7 +102,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	for k, v := range expr.Constants() {
 		consts[k] = v
 	}
-	e, err := newEnricher(rt, bg, stderr)
+	e, err := newEnricher(rt, bg, stderr, o.Node.HostRoot, idx)
 	if err != nil {
 		return err
 	}
@@ -152,7 +158,10 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	var undecodable atomic.Uint64
 	go reportLost(ctx, tr, &undecodable, stderr)
 	go capt.followLost(ctx, tr, &undecodable)
-	go e.followNetns(ctx, tr, f)
+	e.want.Store(f.Netns())
+	if err := e.follow(ctx, tr, attr, f, o.Node, stderr); err != nil {
+		return err
+	}
 	n := 0
 	emit := func(r *report.Report) error {
 		if o.Count > 0 && n >= o.Count {
@@ -327,8 +336,10 @@ func missing(st []probe.Status) string {
 type enricher struct {
 	b     report.Builder
 	res   *netns.Resolver
+	pods  *pods.Index
 	sys   cause.System // res behind a one-second answer cache
 	names *names
+	want  atomic.Uint32 // the --netns/--pod namespace, 0 for all
 
 	bg     *background
 	once   sync.Once
@@ -336,22 +347,22 @@ type enricher struct {
 	stderr io.Writer
 }
 
-func newEnricher(rt *reasons.Table, bg *background, stderr io.Writer) (*enricher, error) {
+func newEnricher(rt *reasons.Table, bg *background, stderr io.Writer, hostRoot string, idx *pods.Index) (*enricher, error) {
 	prios, err := probe.Priorities()
 	if err != nil {
 		return nil, err
 	}
-	res := netns.NewResolver()
+	res := netns.NewResolverAt(netns.Options{HostRoot: hostRoot, Owners: idx})
 	var ts unix.Timespec
 	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
 		return nil, fmt.Errorf("read monotonic clock: %w", err)
 	}
 	boot := time.Now().Add(-time.Duration(ts.Nano()))
-	e := &enricher{res: res, sys: cause.NewCached(res, time.Second), bg: bg, stderr: stderr}
+	e := &enricher{res: res, pods: idx, sys: cause.NewCached(res, time.Second), bg: bg, stderr: stderr}
 	nm := newNames(res, rt.Name, e.symbol)
 	e.names = nm
 	e.b = report.Builder{Boot: boot,
-		Names: report.Names{Reason: nm.reason, HasReasons: rt.Available(), Symbol: nm.symbol, Netns: nm.netns,
+		Names: report.Names{Reason: nm.reason, HasReasons: rt.Available(), Symbol: nm.symbol, Netns: nm.netns, Pod: nm.pod,
 			Device: nm.device, Addr: nm.addr, Table: func(p int32) string { return probe.BracketTable(prios, p) }},
 	}
 	return e, nil
@@ -365,27 +376,16 @@ func (e *enricher) build(ev *event.Event) *report.Report {
 	return r
 }
 
-// followNetns gives namespaces created after start their netfilter links.
-func (e *enricher) followNetns(ctx context.Context, tr *tracer.Tracer, f *filter.Filter) {
-	t := time.NewTicker(2 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		e.res.Refresh()
-		_ = tr.AddNetns(e.namespaces(f))
-	}
-}
-
 // namespaces lists where netfilter links go: the filtered netns, or all
 // that can be found (bounded).
 func (e *enricher) namespaces(f *filter.Filter) []string {
 	var paths []string
+	want := f.Netns()
+	if w := e.want.Load(); w != 0 {
+		want = w
+	}
 	for _, in := range e.res.All() {
-		if f.Netns() != 0 && in.Inode != f.Netns() {
+		if want != 0 && in.Inode != want {
 			continue
 		}
 		if in.Path != "" {

@@ -73,6 +73,9 @@ func (t *Tracer) AddNetns(paths []string) error {
 	return t.set.AttachNetfilter(paths)
 }
 
+// SetNetns moves the --netns filter to another namespace.
+func (t *Tracer) SetNetns(inode uint32) error { return t.set.SetNetns(inode) }
+
 // KeepNetns releases the netfilter links of namespaces not in keep.
 func (t *Tracer) KeepNetns(keep map[uint64]bool) int { return t.set.KeepNetns(keep) }
 
