@@ -3,10 +3,16 @@ package main
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"slices"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/pktdrop/pktdrop/internal/report"
 	"github.com/pktdrop/pktdrop/internal/testnet"
@@ -35,6 +41,7 @@ func TestLateNetns(t *testing.T) {
 	ns.MustRun("ip", "addr", "add", addr+"/32", "dev", "lo")
 	ns.MustRun("nft", "add table ip pdlate; add chain ip pdlate in { type filter hook input priority 0; policy accept; }; "+
 		"add rule ip pdlate in ip daddr "+addr+" counter drop")
+	ino := ns.Inode()
 	ping, err := ns.Start("ping", "-q", "-i", "0.01", "-c", "1000", "-W", "1", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -42,19 +49,36 @@ func TestLateNetns(t *testing.T) {
 	defer func() { _ = ping.Process.Kill() }()
 
 	covered := func(r report.Report) bool {
-		return r.Netns == ns.Inode() && r.Table == "pdlate" && r.Chain == "in" &&
+		return r.Netns == ino && r.Table == "pdlate" && r.Chain == "in" &&
 			slices.ContainsFunc(r.Path, func(s report.Step) bool { return s.Where == "INPUT" })
 	}
 	var first *report.Report
 	deadline := time.Now().Add(reportTimeout)
 	for first == nil && time.Now().Before(deadline) {
-		for _, r := range p.reports() {
+		out := p.stdout.String()
+		rs, _ := parseReports(out[:strings.LastIndexByte(out, '\n')+1])
+		for _, r := range rs {
 			if covered(r) {
 				first = &r
 				break
 			}
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	// The namespace goes: pktdrop lets go of it (its trace table's
+	// sockets would otherwise keep it alive).
+	holds := func() bool { return slices.Contains(netnsFDs(t, p.cmd.Process.Pid), ino) }
+	if first != nil && !holds() {
+		t.Errorf("pktdrop holds no handle on the late namespace while tracing its rules")
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(3 * time.Second); holds() && time.Now().Before(end); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if holds() {
+		t.Errorf("pktdrop still holds the deleted namespace %d 3s after `ip netns delete`", ino)
 	}
 	res := p.stop(syscall.SIGINT)
 	if first == nil {
@@ -63,8 +87,11 @@ func TestLateNetns(t *testing.T) {
 	}
 	uncovered := 0
 	for _, r := range res.Reports {
-		if r.Netns == ns.Inode() && r.Time.Before(first.Time) {
+		if r.Netns == ino && r.Time.Before(first.Time) {
 			uncovered++
+			if uncovered == 1 {
+				t.Logf("first drop in it, %v after creation: hook %q table %q chain %q path %v", r.Time.Sub(created).Round(time.Millisecond), r.Hook, r.Table, r.Chain, r.Path)
+			}
 		}
 	}
 	if first.NetnsName != ns.Name() {
@@ -75,4 +102,53 @@ func TestLateNetns(t *testing.T) {
 	if d := first.Time.Sub(created); d > time.Second {
 		t.Errorf("coverage took %v, want under 1s", d)
 	}
+}
+
+// netnsFDs lists the network namespaces process pid holds: nsfs handles,
+// and the namespaces of its sockets (a netlink socket opened in a
+// namespace keeps it alive), asked with SIOCGSKNS on a copy of each.
+func netnsFDs(t *testing.T, pid int) []uint32 {
+	t.Helper()
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatalf("read %s: %v", dir, err)
+	}
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		t.Fatalf("pidfd_open %d: %v", pid, err)
+	}
+	defer unix.Close(pidfd)
+	var out []uint32
+	for _, e := range ents {
+		target, err := os.Readlink(filepath.Join(dir, e.Name()))
+		if err != nil {
+			continue
+		}
+		if s, ok := strings.CutPrefix(target, "net:["); ok {
+			if n, err := strconv.ParseUint(strings.TrimSuffix(s, "]"), 10, 32); err == nil {
+				out = append(out, uint32(n))
+			}
+			continue
+		}
+		if !strings.HasPrefix(target, "socket:") {
+			continue
+		}
+		n, _ := strconv.Atoi(e.Name())
+		fd, err := unix.PidfdGetfd(pidfd, n, 0)
+		if err != nil {
+			continue
+		}
+		nsfd, err := unix.IoctlRetInt(fd, unix.SIOCGSKNS)
+		unix.Close(fd)
+		if err != nil {
+			continue
+		}
+		var st unix.Stat_t
+		if unix.Fstat(nsfd, &st) == nil {
+			out = append(out, uint32(st.Ino))
+		}
+		unix.Close(nsfd)
+	}
+	return out
 }

@@ -8,6 +8,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -20,6 +22,10 @@ import (
 // it a moment later, which inotify does not report: a change is therefore
 // followed by checks at these delays after it.
 var settle = []time.Duration{5 * time.Millisecond, 50 * time.Millisecond, 200 * time.Millisecond, time.Second}
+
+// mountWindow is how long after a file appeared a mount counts as its
+// namespace arriving.
+const mountWindow = 2 * time.Second
 
 // MinUnknown bounds how often an unknown inode may trigger a rescan.
 const MinUnknown = time.Second
@@ -96,6 +102,17 @@ func (w *Watcher) read(ctx context.Context) {
 	defer unix.Close(w.fd)
 	buf := make([]byte, 64<<10)
 	pfd := []unix.PollFd{{Fd: int32(w.fd), Events: unix.POLLIN}}
+	// The mount table changes when a namespace is bind-mounted on its
+	// file: poll says so (POLLPRI) for /proc/self/mountinfo. Mounts are
+	// frequent on a node, so this only counts shortly after a file was
+	// created.
+	mounts, err := os.Open("/proc/self/mountinfo")
+	if err == nil {
+		defer mounts.Close()
+		_, _ = io.Copy(io.Discard, mounts)
+		pfd = append(pfd, unix.PollFd{Fd: int32(mounts.Fd()), Events: unix.POLLPRI})
+	}
+	var created time.Time
 	for ctx.Err() == nil {
 		n, err := unix.Poll(pfd, 200)
 		if err != nil && !errors.Is(err, unix.EINTR) {
@@ -104,6 +121,17 @@ func (w *Watcher) read(ctx context.Context) {
 		if n <= 0 {
 			continue
 		}
+		if len(pfd) > 1 && pfd[1].Revents != 0 {
+			_, _ = mounts.Seek(0, io.SeekStart)
+			_, _ = io.Copy(io.Discard, mounts)
+			if time.Since(created) < mountWindow {
+				w.Kick()
+			}
+		}
+		if pfd[0].Revents&unix.POLLIN == 0 {
+			continue
+		}
+		created = time.Now()
 		n, err = unix.Read(w.fd, buf)
 		if err != nil || n <= 0 {
 			continue
