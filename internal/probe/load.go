@@ -75,7 +75,11 @@ func (s *Set) SetNetns(inode uint32) error {
 // Load loads the maps and attaches every probe point it can.
 func Load(cfg Config) (*Set, error) {
 	if err := rlimit.RemoveMemlock(); err != nil {
-		return nil, fmt.Errorf("raise memlock limit: %w", err)
+		// Where the kernel accounts BPF memory to cgroups, the probe
+		// behind this fails only when bpf() itself is refused.
+		return nil, fmt.Errorf("raise memlock limit: %w: grant CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN; a container "+
+			"runtime's default seccomp profile allows bpf() only with CAP_SYS_ADMIN), and on kernels before 5.11 "+
+			"CAP_SYS_RESOURCE or a higher RLIMIT_MEMLOCK (ulimit -l unlimited)", err)
 	}
 	spec, err := gen.LoadPktdrop()
 	if err != nil {

@@ -72,8 +72,12 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	if o.RingBufSize != 0 && (o.RingBufSize&(o.RingBufSize-1) != 0 || o.RingBufSize < 4096) {
 		return &filter.UsageError{Flag: "ringbuf-size", Value: fmt.Sprint(o.RingBufSize), Msg: "want a power of two of at least 4096 bytes"}
 	}
-	if err := preflight(); err != nil {
+	warns, err := preflight(o.Node.HostRoot)
+	if err != nil {
 		return err
+	}
+	for _, w := range warns {
+		fmt.Fprintln(stderr, "pktdrop: "+w)
 	}
 	// What does not depend on the filters loads meanwhile: the BTF decode
 	// every program load needs, and what reports need (kernel symbols,
