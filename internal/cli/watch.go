@@ -90,6 +90,7 @@ func addSessionFlags(fs *pflag.FlagSet, o *session.Options, force *[]string) {
 	fs.StringVar(&o.Node.PodNamespace, "pod-namespace", "", "namespace of --pod NAME")
 	fs.StringVar(&o.Node.HostRoot, "host-root", "/", "where the node's / is mounted (/host in `kubectl debug --profile=sysadmin`)")
 	fs.StringVar(&o.Node.CRISocket, "cri-socket", "", "container runtime (CRI) socket naming pods (default: probe containerd, k3s, CRI-O, cri-dockerd)")
+	fs.StringVar(&o.Node.EngineSocket, "engine-socket", "", "Docker/podman API socket naming containers (default: /var/run/docker.sock, /run/podman/podman.sock)")
 	fs.StringSliceVar(&f.Reasons, "reason", nil, "only these drop reasons (kernel names, e.g. NETFILTER_DROP)")
 	fs.StringSliceVar(&f.ExcludeReasons, "exclude-reason", nil, "not these drop reasons")
 	fs.StringVarP(&o.Output, "output", "o", "text", "output format: text or json (JSON Lines)")

@@ -40,8 +40,9 @@ func (o Owner) String() string {
 
 // Options says where to look.
 type Options struct {
-	HostRoot  string // the node's root as pktdrop sees it ("/", or /host in a debug pod)
-	CRISocket string // "" probes the usual sockets
+	HostRoot     string // the node's root as pktdrop sees it ("/", or /host in a debug pod)
+	CRISocket    string // "" probes the usual sockets
+	EngineSocket string // "" probes EngineSockets
 }
 
 // CRISockets are the runtime sockets probed, relative to the host root.
@@ -156,7 +157,11 @@ func (x *Index) refresh(ctx context.Context) {
 			put(ino, o)
 		}
 	}
-	for _, s := range EngineSockets {
+	engines := EngineSockets
+	if x.o.EngineSocket != "" {
+		engines = []string{x.o.EngineSocket}
+	}
+	for _, s := range engines {
 		sock := x.host(s)
 		if !isSocket(sock) {
 			continue

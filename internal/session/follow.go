@@ -21,6 +21,7 @@ import (
 type Node struct {
 	HostRoot     string // the node's / ("/", /host in a debug pod)
 	CRISocket    string // "" probes the usual sockets
+	EngineSocket string // Docker/podman API; "" probes the usual sockets
 	Pod          string // NAME or NS/NAME
 	PodNamespace string
 }
@@ -37,7 +38,7 @@ func (n Node) podSpec() (ns, name string) {
 // startPods fills the pod index (at once when --pod needs it, otherwise in
 // the background) and resolves --pod into the --netns filter.
 func startPods(ctx context.Context, n Node, fo *filter.Options) (*pods.Index, error) {
-	idx := pods.New(pods.Options{HostRoot: n.HostRoot, CRISocket: n.CRISocket})
+	idx := pods.New(pods.Options{HostRoot: n.HostRoot, CRISocket: n.CRISocket, EngineSocket: n.EngineSocket})
 	if n.Pod == "" {
 		idx.RefreshAsync()
 		return idx, nil
