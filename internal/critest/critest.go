@@ -153,7 +153,7 @@ state = %[2]q
 
 func (r *Runtime) importPause() error {
 	tarPath := filepath.Join(r.Dir, "pause.tar")
-	if err := writePauseImage(tarPath, r.Dir); err != nil {
+	if err := WritePauseImage(tarPath, r.Dir); err != nil {
 		return fmt.Errorf("write pause image: %w", err)
 	}
 	out, err := exec.Command("ctr", "--address", r.Socket, "-n", "k8s.io", "images", "import", tarPath).CombinedOutput()

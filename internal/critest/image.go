@@ -29,10 +29,10 @@ func main() {
 }
 `
 
-// writePauseImage builds a static pause binary and writes it as an OCI
+// WritePauseImage builds a static pause binary and writes it as an OCI
 // image layout archive, the form `ctr images import` reads: no registry,
 // no podman.
-func writePauseImage(out, work string) error {
+func WritePauseImage(out, work string) error {
 	src := filepath.Join(work, "pause-src")
 	if err := os.MkdirAll(src, 0o755); err != nil {
 		return err
