@@ -5,7 +5,7 @@ FUZZTIME  ?= 5s
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X github.com/pktdrop/pktdrop/internal/cli.Version=$(VERSION)
 
-.PHONY: build run generate check-generate test unit fuzz bench soak vmtest deps clean
+.PHONY: image build run generate check-generate test unit fuzz bench soak vmtest deps clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o pktdrop ./cmd/pktdrop
@@ -47,6 +47,15 @@ soak: deps build
 
 vmtest:
 	./vmtest.sh
+
+# The container image (Containerfile): FROM scratch, so nothing is pulled.
+# PODMAN_GLOBAL passes podman's global flags (tests use their own storage).
+IMAGE         ?= localhost/pktdrop:$(VERSION)
+PODMAN_GLOBAL ?=
+image:
+	mkdir -p .cache/image
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS) -s -w" -o .cache/image/pktdrop ./cmd/pktdrop
+	podman $(PODMAN_GLOBAL) build -f Containerfile -t $(IMAGE) .cache/image
 
 clean:
 	rm -f pktdrop

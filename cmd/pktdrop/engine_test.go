@@ -31,6 +31,9 @@ func TestEngineContainer(t *testing.T) {
 			t.Errorf("host ruleset changed:\n%s", after.Ruleset)
 		}
 	})
+	if err := pm.LoadPause(); err != nil {
+		t.Fatal(err)
+	}
 	if err := pm.Serve(); err != nil {
 		t.Fatal(err)
 	}

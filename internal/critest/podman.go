@@ -27,7 +27,7 @@ type Podman struct {
 // Ulimits are explicit: podman's defaults need CAP_SYS_RESOURCE here.
 var Ulimits = []string{"--ulimit", "nofile=16384:16384", "--ulimit", "nproc=4096:4096"}
 
-// StartPodman prepares podman and loads the pause image. Stop (registered
+// StartPodman prepares podman's storage. Stop (registered
 // with tb.Cleanup) removes every container, stops the service by its PID
 // and removes the storage.
 func StartPodman(tb testing.TB) (*Podman, error) {
@@ -45,14 +45,20 @@ func StartPodman(tb testing.TB) (*Podman, error) {
 			"--tmpdir", filepath.Join(dir, "tmp"), "--runtime", "runc", "--cgroup-manager", "cgroupfs",
 			"--events-backend", "file", "--storage-driver", "vfs"}}
 	tb.Cleanup(p.Stop)
-	tarPath := filepath.Join(dir, "pause.tar")
-	if err := WritePauseImage(tarPath, dir); err != nil {
-		return nil, fmt.Errorf("write pause image: %w", err)
-	}
-	if _, err := p.Cmd("load", "-i", tarPath); err != nil {
-		return nil, err
-	}
 	return p, nil
+}
+
+// Global is podman's global flags for this storage.
+func (p *Podman) Global() []string { return p.global }
+
+// LoadPause loads the pause image (PauseImage).
+func (p *Podman) LoadPause() error {
+	tarPath := filepath.Join(p.Dir, "pause.tar")
+	if err := WritePauseImage(tarPath, p.Dir); err != nil {
+		return fmt.Errorf("write pause image: %w", err)
+	}
+	_, err := p.Cmd("load", "-i", tarPath)
+	return err
 }
 
 // Cmd runs podman with the test's storage.
@@ -104,6 +110,7 @@ func (p *Podman) Stop() {
 	if _, err := p.Cmd("rm", "-a", "-f", "-t", "0"); err != nil {
 		p.tb.Errorf("critest: %v", err)
 	}
+	_, _ = p.Cmd("rmi", "-a", "-f")
 	if p.svc != nil && p.svc.Process != nil {
 		_ = p.svc.Process.Signal(syscall.SIGTERM)
 		select {
