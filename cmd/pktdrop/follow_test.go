@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/pktdrop/pktdrop/internal/privtest"
 	"github.com/pktdrop/pktdrop/internal/report"
 	"github.com/pktdrop/pktdrop/internal/testnet"
 )
@@ -151,4 +153,47 @@ func netnsFDs(t *testing.T, pid int) []uint32 {
 		unix.Close(nsfd)
 	}
 	return out
+}
+
+// TestUnnamedNetns: a namespace no directory shows (unshare, held by its
+// process only) is found by the rescan its first drop triggers, and later
+// drops in it carry hook and table.
+func TestUnnamedNetns(t *testing.T) {
+	requireRoot(t)
+	privtest.RequireCmd(t, "unshare")
+	addr := fmt.Sprintf("10.77.%d.%d", rand.IntN(250)+1, rand.IntN(250)+1)
+	p := start(t, "watch", "-o", "json", "--proto", "icmp", "--dst", addr)
+	script := "ip link set lo up && ip addr add " + addr + "/32 dev lo && " +
+		"nft 'add table ip pdun; add chain ip pdun in { type filter hook input priority 0; policy accept; }; add rule ip pdun in ip daddr " + addr + " drop' && " +
+		"ping -q -i 0.05 -c 100 -W 1 " + addr
+	cmd := exec.Command("unshare", "--net", "sh", "-c", script)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	var first, covered *report.Report
+	for end := time.Now().Add(reportTimeout); covered == nil && time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		out := p.stdout.String()
+		rs, _ := parseReports(out[:strings.LastIndexByte(out, '\n')+1])
+		for i := range rs {
+			if first == nil {
+				first = &rs[i]
+			}
+			if rs[i].Hook == "INPUT" && rs[i].Table == "filter" {
+				covered = &rs[i]
+				break
+			}
+		}
+	}
+	res := p.stop(syscall.SIGINT)
+	if covered == nil {
+		t.Fatalf("no drop in the unshared namespace got hook INPUT and table filter; reports:\n%s\nstderr:\n%s", brief(res.Reports), res.Stderr)
+	}
+	if !strings.HasPrefix(covered.NetnsName, "pid ") {
+		t.Errorf("unshared namespace named %q, want pid N (comm)", covered.NetnsName)
+	}
+	t.Logf("first drop %v, first covered drop %v later (%s)", first.Time.Format("15:04:05.000"), covered.Time.Sub(first.Time).Round(time.Millisecond), covered.NetnsName)
 }

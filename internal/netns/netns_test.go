@@ -144,3 +144,37 @@ func TestLinkInode(t *testing.T) {
 		t.Error("linkInode of a non-ns link succeeded")
 	}
 }
+
+// Under --host-root, as in an image built from scratch: the node's
+// /run/netns is read even where /var/run is no link to /run, and "host"
+// is the node's init namespace.
+func TestHostRootRunNetns(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "run/netns"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "run/netns/cni-1234"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "proc/1/ns"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("net:[4026531777]", filepath.Join(root, "proc/1/ns/net")); err != nil {
+		t.Fatal(err)
+	}
+	dirs := RunDirs(root)
+	if len(dirs) != 2 || dirs[1] != filepath.Join(root, "run/netns") {
+		t.Fatalf("RunDirs = %v", dirs)
+	}
+	r := NewResolverAt(Options{HostRoot: root})
+	ino, err := Inode(filepath.Join(root, "run/netns/cni-1234"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Name(ino); got != "cni-1234" {
+		t.Errorf("Name(cni-1234's inode) = %q", got)
+	}
+	if got := r.Name(4026531777); got != "host" {
+		t.Errorf("Name(node init's netns) = %q; want host", got)
+	}
+}
