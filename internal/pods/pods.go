@@ -72,8 +72,7 @@ type Index struct {
 	last    time.Time
 	sources []string // what answered at the last refresh, for messages
 
-	busy    atomic.Bool
-	changed chan struct{} // closed and replaced after each refresh
+	busy atomic.Bool
 }
 
 // New returns an empty index; call Refresh (or Lookup) to fill it.
@@ -81,7 +80,7 @@ func New(o Options) *Index {
 	if o.HostRoot == "" {
 		o.HostRoot = "/"
 	}
-	return &Index{o: o, byInode: map[uint32]Owner{}, changed: make(chan struct{})}
+	return &Index{o: o, byInode: map[uint32]Owner{}}
 }
 
 // Lookup answers from the cache. A miss asks for a background refresh,
@@ -115,13 +114,6 @@ func (x *Index) Refresh(ctx context.Context) {
 	}
 	defer x.busy.Store(false)
 	x.refresh(ctx)
-}
-
-// Changed is closed after the next refresh completes.
-func (x *Index) Changed() <-chan struct{} {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	return x.changed
 }
 
 // Sources says which runtimes answered at the last refresh.
@@ -179,8 +171,6 @@ func (x *Index) refresh(ctx context.Context) {
 	x.byInode = m
 	x.last = time.Now()
 	x.sources = srcs
-	close(x.changed)
-	x.changed = make(chan struct{})
 	x.mu.Unlock()
 }
 
