@@ -249,12 +249,16 @@ func (s *Set) KeepNetns(keep map[uint64]bool) int {
 	return released
 }
 
-// NetfilterNetns tells whether namespace ino has its brackets.
+// NetfilterNetns tells whether namespace ino has its brackets. It is asked
+// from the event path, so while an attach holds the lock it answers yes
+// rather than wait: that attach is the rescan an answer of no would ask for.
 func (s *Set) NetfilterNetns(ino uint64) bool {
 	if s.nf == nil {
 		return false
 	}
-	s.nf.mu.Lock()
+	if !s.nf.mu.TryLock() {
+		return true
+	}
 	defer s.nf.mu.Unlock()
 	_, ok := s.nf.attached[ino]
 	return ok
