@@ -68,6 +68,7 @@ func TestCRIPods(t *testing.T) {
 					t.Errorf("path step %+v lacks the pod fields of %s/%s", s, p.Namespace, p.Name)
 				}
 			}
+			t.Logf("%s", brief([]report.Report{*r}))
 			if !strings.Contains(r.Explanation, "in pod "+p.Namespace+"/"+p.Name) {
 				t.Errorf("explanation does not say where: %q", r.Explanation)
 			}
