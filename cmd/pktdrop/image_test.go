@@ -28,9 +28,6 @@ var imageCaps = []string{"BPF", "PERFMON", "NET_ADMIN", "SYS_ADMIN", "SYSLOG", "
 // named. Not parallel: it watches every namespace.
 func TestImage(t *testing.T) {
 	requireRoot(t)
-	if os.Getenv("PKTDROP_VM") != "" {
-		t.Skip("the VM guests have no podman; the image is tested on the host")
-	}
 	pm, err := critest.StartPodman(t)
 	if errors.Is(err, critest.ErrUnavailable) {
 		privtest.Unavailable(t, err.Error())
