@@ -197,3 +197,46 @@ func TestUnnamedNetns(t *testing.T) {
 	}
 	t.Logf("first drop %v, first covered drop %v later (%s)", first.Time.Format("15:04:05.000"), covered.Time.Sub(first.Time).Round(time.Millisecond), covered.NetnsName)
 }
+
+// TestLateChain: a chain added to a namespace after its links were
+// planned (links bracket only the tables a namespace has) gets its hook
+// once its first drop, lacking one, asks for a rescan.
+func TestLateChain(t *testing.T) {
+	requireRoot(t)
+	addr := fmt.Sprintf("10.77.%d.%d", rand.IntN(250)+1, rand.IntN(250)+1)
+	n := testnet.New(t)
+	ns := n.NS("chain")
+	ns.MustRun("ip", "addr", "add", addr+"/32", "dev", "lo")
+	p := start(t, "watch", "-o", "json", "--proto", "icmp", "--dst", addr, "--netns", ns.Name())
+	time.Sleep(1500 * time.Millisecond)
+	ns.MustRun("nft", "add table ip pdchain; add chain ip pdchain in { type filter hook input priority 0; policy accept; }; "+
+		"add rule ip pdchain in ip daddr "+addr+" drop")
+	ping, err := ns.Start("ping", "-q", "-i", "0.02", "-c", "500", "-W", "1", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = ping.Process.Kill() }()
+	var first, placed *report.Report
+	for end := time.Now().Add(reportTimeout); placed == nil && time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		out := p.stdout.String()
+		rs, _ := parseReports(out[:strings.LastIndexByte(out, '\n')+1])
+		for i := range rs {
+			if first == nil {
+				first = &rs[i]
+			}
+			if rs[i].Hook == "INPUT" && rs[i].Table == "filter" {
+				placed = &rs[i]
+				break
+			}
+		}
+	}
+	res := p.stop(syscall.SIGINT)
+	if placed == nil {
+		t.Fatalf("no drop in the chain added later got hook INPUT and table filter; reports:\n%s\nstderr:\n%s", brief(res.Reports), res.Stderr)
+	}
+	d := placed.Time.Sub(first.Time)
+	t.Logf("first drop in the new chain to the first with hook and table: %v", d.Round(time.Millisecond))
+	if d > 2*time.Second {
+		t.Errorf("the new chain took %v to be bracketed", d)
+	}
+}

@@ -106,6 +106,9 @@ func (e *enricher) follow(ctx context.Context, tr *tracer.Tracer, attr *rules.At
 		return err
 	}
 	fl.w = w
+	if tr.NetfilterLinks() {
+		e.unplaced = func(ino uint32) { w.Unknown(ino) }
+	}
 	e.names.seen = func(ino uint32) {
 		if !tr.Covers(uint64(ino)) && (e.want.Load() == 0 || e.want.Load() == ino) {
 			w.Unknown(ino)

@@ -344,6 +344,9 @@ type enricher struct {
 	sys   cause.System // res behind a one-second answer cache
 	names *names
 	want  atomic.Uint32 // the --netns/--pod namespace, 0 for all
+	// unplaced hears of a netfilter drop without its hook: a chain the
+	// namespace's links were not planned for (follow.go).
+	unplaced func(netns uint32)
 
 	bg     *background
 	once   sync.Once
@@ -377,6 +380,9 @@ func (e *enricher) build(ev *event.Event) *report.Report {
 	e.names.now = ev.Mono
 	r := e.b.Build(ev)
 	cause.Infer(r, e.sys)
+	if e.unplaced != nil && r.Hook == "" && r.Cause == "netfilter" {
+		e.unplaced(r.Netns)
+	}
 	return r
 }
 

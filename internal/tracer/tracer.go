@@ -76,6 +76,9 @@ func (t *Tracer) AddNetns(paths []string) error {
 // SetNetns moves the --netns filter to another namespace.
 func (t *Tracer) SetNetns(inode uint32) error { return t.set.SetNetns(inode) }
 
+// NetfilterLinks tells whether netfilter links are in use.
+func (t *Tracer) NetfilterLinks() bool { return t.set.NetfilterLinks() }
+
 // KeepNetns releases the netfilter links of namespaces not in keep.
 func (t *Tracer) KeepNetns(keep map[uint64]bool) int { return t.set.KeepNetns(keep) }
 
