@@ -87,10 +87,16 @@ func TestLateNetns(t *testing.T) {
 		t.Fatalf("no drop in the late namespace %s with hook INPUT and table pdlate/in; reports:\n%s\nstderr:\n%s",
 			ns.Name(), brief(res.Reports), res.Stderr)
 	}
+	// Coverage came after the last drop that lacked it and by the first
+	// that had it: the delay lies between the two (the first bound is 0
+	// when every drop was covered, the second then includes setting the
+	// namespace up and starting ping).
 	uncovered := 0
+	var lower time.Duration
 	for _, r := range res.Reports {
 		if r.Netns == ino && r.Time.Before(first.Time) {
 			uncovered++
+			lower = max(lower, r.Time.Sub(created))
 			if uncovered == 1 {
 				t.Logf("first drop in it, %v after creation: hook %q table %q chain %q path %v", r.Time.Sub(created).Round(time.Millisecond), r.Hook, r.Table, r.Chain, r.Path)
 			}
@@ -99,10 +105,15 @@ func TestLateNetns(t *testing.T) {
 	if first.NetnsName != ns.Name() {
 		t.Errorf("late namespace named %q, want %q", first.NetnsName, ns.Name())
 	}
-	t.Logf("coverage delay: %v from `ip netns add` to the first drop with hook and table (%d drops before it lacked them)",
-		first.Time.Sub(created).Round(time.Millisecond), uncovered)
-	if d := first.Time.Sub(created); d > time.Second {
-		t.Errorf("coverage took %v, want under 1s", d)
+	upper := first.Time.Sub(created)
+	t.Logf("coverage delay: between %v and %v after `ip netns add` (%d drops lacked hook or table; the first with both came %v after it)",
+		lower.Round(time.Millisecond), upper.Round(time.Millisecond), uncovered, upper.Round(time.Millisecond))
+	limit := time.Second
+	if os.Getenv("PKTDROP_VM") != "" {
+		limit = 10 * time.Second // software emulation, tens of times slower
+	}
+	if lower > limit {
+		t.Errorf("a drop %v after the namespace was created still lacked hook or table, want coverage within %v", lower, limit)
 	}
 }
 
@@ -236,7 +247,11 @@ func TestLateChain(t *testing.T) {
 	}
 	d := placed.Time.Sub(first.Time)
 	t.Logf("first drop in the new chain to the first with hook and table: %v", d.Round(time.Millisecond))
-	if d > 2*time.Second {
+	limit := 2 * time.Second
+	if os.Getenv("PKTDROP_VM") != "" {
+		limit = 10 * time.Second
+	}
+	if d > limit {
 		t.Errorf("the new chain took %v to be bracketed", d)
 	}
 }
