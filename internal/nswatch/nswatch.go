@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 	"unsafe"
@@ -44,7 +45,9 @@ type Watcher struct {
 
 	mu          sync.Mutex
 	lastUnknown time.Time
-	watched     map[int]string // inotify watch descriptor → dir
+	watched     map[int]string  // inotify watch descriptor → dir
+	direct      map[string]bool // dirs watched themselves (not their parent)
+	removed     map[int]bool    // parent watches removed by us
 }
 
 // Start watches dirs (which need not exist yet: their parent is watched
@@ -54,27 +57,62 @@ func Start(ctx context.Context, dirs []string, sync func()) (*Watcher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("watch network namespaces: inotify: %w", err)
 	}
-	w := &Watcher{dirs: dirs, sync: sync, fd: fd, kick: make(chan struct{}, 1), watched: map[int]string{}}
+	w := &Watcher{dirs: dirs, sync: sync, fd: fd, kick: make(chan struct{}, 1),
+		watched: map[int]string{}, direct: map[string]bool{}, removed: map[int]bool{}}
 	w.addWatches()
 	go w.read(ctx)
 	go w.loop(ctx)
 	return w, nil
 }
 
-// addWatches watches each dir, or its parent while it does not exist.
+// addWatches watches each dir not watched yet, or its parent while the
+// dir does not exist; a parent watch no longer needed is removed (its
+// IN_IGNORED is then expected, not a sign of a dir gone).
 func (w *Watcher) addWatches() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	needParent := map[string]bool{}
 	for _, d := range w.dirs {
+		if w.direct[d] {
+			continue
+		}
 		wd, err := unix.InotifyAddWatch(w.fd, d, unix.IN_CREATE|unix.IN_DELETE|unix.IN_MOVED_TO|unix.IN_MOVED_FROM|unix.IN_DELETE_SELF)
 		if err == nil {
 			w.watched[wd] = d
+			w.direct[d] = true
 			continue
 		}
-		if wd, err := unix.InotifyAddWatch(w.fd, filepath.Dir(d), unix.IN_CREATE|unix.IN_MOVED_TO); err == nil {
-			w.watched[wd] = filepath.Dir(d)
+		needParent[filepath.Dir(d)] = true
+	}
+	for wd, p := range w.watched {
+		if !w.direct[p] && !needParent[p] {
+			w.removed[wd] = true
+			delete(w.watched, wd)
+			_, _ = unix.InotifyRmWatch(w.fd, uint32(wd))
 		}
 	}
+	for p := range needParent {
+		if wd, err := unix.InotifyAddWatch(w.fd, p, unix.IN_CREATE|unix.IN_MOVED_TO); err == nil {
+			w.watched[wd] = p
+		}
+	}
+}
+
+// gone handles a watch the kernel dropped: its dir was removed, so its
+// parent is watched again until it comes back.
+func (w *Watcher) gone(wd int) {
+	w.mu.Lock()
+	if w.removed[wd] {
+		delete(w.removed, wd)
+		w.mu.Unlock()
+		return
+	}
+	if d, ok := w.watched[wd]; ok {
+		delete(w.watched, wd)
+		delete(w.direct, d)
+	}
+	w.mu.Unlock()
+	w.addWatches()
 }
 
 // Unknown says an event came from namespace inode nobody could name: a
@@ -136,40 +174,28 @@ func (w *Watcher) read(ctx context.Context) {
 		if err != nil || n <= 0 {
 			continue
 		}
-		rewatch := false
+		kick := false
 		for off := 0; off+unix.SizeofInotifyEvent <= n; {
 			ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
-			if ev.Mask&(unix.IN_DELETE_SELF|unix.IN_IGNORED) != 0 {
-				w.mu.Lock()
-				delete(w.watched, int(ev.Wd))
-				w.mu.Unlock()
-				rewatch = true
-			}
-			if ev.Mask&unix.IN_ISDIR != 0 {
-				rewatch = true // a watched dir's parent got it
+			switch {
+			case ev.Mask&unix.IN_IGNORED != 0:
+				w.gone(int(ev.Wd))
+			case ev.Mask&unix.IN_ISDIR != 0:
+				w.addWatches() // a watched dir's parent got it
+				kick = true
+			default:
+				kick = true
 			}
 			off += unix.SizeofInotifyEvent + int(ev.Len)
 		}
-		if rewatch {
-			w.rewatch()
+		if kick {
+			w.Kick()
 		}
-		w.Kick()
 	}
-}
-
-// rewatch drops the parent watches of dirs that now exist and re-adds all.
-func (w *Watcher) rewatch() {
-	w.mu.Lock()
-	for wd := range w.watched {
-		_, _ = unix.InotifyRmWatch(w.fd, uint32(wd))
-	}
-	clear(w.watched)
-	w.mu.Unlock()
-	w.addWatches()
 }
 
 // loop calls sync after each kick, again at the settle delays, and every
-// Poll; kicks meanwhile restart the settle sequence.
+// Poll.
 func (w *Watcher) loop(ctx context.Context) {
 	poll := time.NewTicker(Poll)
 	defer poll.Stop()
@@ -186,11 +212,14 @@ func (w *Watcher) loop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-w.kick:
+			// A stream of kicks must not postpone the first sync: the
+			// pending sequence keeps its times, the new one is merged in.
 			now := time.Now()
-			settleAt = settleAt[:0]
 			for _, d := range settle {
 				settleAt = append(settleAt, now.Add(d))
 			}
+			slices.SortFunc(settleAt, func(a, b time.Time) int { return a.Compare(b) })
+			settleAt = slices.CompactFunc(settleAt, func(a, b time.Time) bool { return b.Sub(a) < settle[0] })
 			continue
 		case <-next:
 			settleAt = settleAt[1:]

@@ -2,6 +2,7 @@ package session
 
 import (
 	"net/netip"
+	"strings"
 
 	"github.com/pktdrop/pktdrop/internal/netns"
 )
@@ -31,6 +32,9 @@ type names struct {
 const (
 	nameTTL  = uint64(1e9) // ns
 	namesMax = 4096        // entries per map before it is cleared
+	// unknownTTL keeps an unnamed namespace's answer briefly: a storm
+	// from it costs a lookup per 50 ms, and its name shows soon after.
+	unknownTTL = uint64(50e6) // ns
 )
 
 type named struct {
@@ -69,6 +73,10 @@ func (n *names) pod(inode uint32) (ns, name, uid string, ok bool) {
 
 func (n *names) lookupNetns(inode uint32) named {
 	e := named{name: n.res.Name(inode), expires: n.now + nameTTL}
+	if strings.HasPrefix(e.name, "netns:") {
+		// Unknown yet: the rescan it causes names it within moments.
+		e.expires = n.now + unknownTTL
+	}
 	if o, ok := n.res.Owner(inode); ok && o.Kind == "pod" {
 		e.pod = podName{o.Namespace, o.Name, o.UID, true}
 	}
