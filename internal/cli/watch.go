@@ -88,7 +88,7 @@ func addSessionFlags(fs *pflag.FlagSet, o *session.Options, force *[]string) {
 	fs.StringVar(&f.Netns, "netns", "", "network namespace: inode, /proc/PID/ns/net, or a name under /var/run/netns")
 	fs.StringVar(&o.Node.Pod, "pod", "", "only this Kubernetes pod, NAME or NAMESPACE/NAME (followed to a new sandbox)")
 	fs.StringVar(&o.Node.PodNamespace, "pod-namespace", "", "namespace of --pod NAME")
-	fs.StringVar(&o.Node.HostRoot, "host-root", "/", "where the node's / is mounted (/host in `kubectl debug --profile=sysadmin`)")
+	fs.StringVar(&o.Node.HostRoot, "host-root", "/", "where the node's / is mounted (/host in kubectl debug --profile=sysadmin)")
 	fs.StringVar(&o.Node.CRISocket, "cri-socket", "", "container runtime (CRI) socket naming pods (default: probe containerd, k3s, CRI-O, cri-dockerd)")
 	fs.StringVar(&o.Node.EngineSocket, "engine-socket", "", "Docker/podman API socket naming containers (default: /var/run/docker.sock, /run/podman/podman.sock)")
 	fs.StringSliceVar(&f.Reasons, "reason", nil, "only these drop reasons (kernel names, e.g. NETFILTER_DROP)")
