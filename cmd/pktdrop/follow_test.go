@@ -54,7 +54,7 @@ func TestLateNetns(t *testing.T) {
 	defer func() { _ = ping.Process.Kill() }()
 
 	covered := func(r report.Report) bool {
-		table := r.Table == "filter"
+		table := tableNamed(r, "pdlate", p.stderr.String())
 		if rules {
 			table = r.Table == "pdlate" && r.Chain == "in"
 		}
@@ -200,7 +200,7 @@ func TestUnnamedNetns(t *testing.T) {
 			if first == nil {
 				first = &rs[i]
 			}
-			if rs[i].Hook == "INPUT" && rs[i].Table == "filter" {
+			if rs[i].Hook == "INPUT" && tableNamed(rs[i], "pdun", p.stderr.String()) {
 				covered = &rs[i]
 				break
 			}
@@ -242,7 +242,7 @@ func TestLateChain(t *testing.T) {
 			if first == nil {
 				first = &rs[i]
 			}
-			if rs[i].Hook == "INPUT" && rs[i].Table == "filter" {
+			if rs[i].Hook == "INPUT" && tableNamed(rs[i], "pdchain", p.stderr.String()) {
 				placed = &rs[i]
 				break
 			}
@@ -261,4 +261,18 @@ func TestLateChain(t *testing.T) {
 	if d > limit {
 		t.Errorf("the new chain took %v to be bracketed", d)
 	}
+}
+
+// tableNamed tells whether r names the table that dropped it as well as
+// this kernel can: the bracket's table with netfilter links (6.18),
+// the nf_tables table where nft_do_chain is probed, none where neither
+// is available (5.10: nf_hook_slow only).
+func tableNamed(r report.Report, nftTable, stderr string) bool {
+	switch {
+	case r.Table == "filter" || r.Table == nftTable:
+		return true
+	case r.Table == "":
+		return !strings.Contains(stderr, "via netfilter links") && strings.Contains(stderr, "nft_do_chain")
+	}
+	return false
 }
