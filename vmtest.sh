@@ -7,6 +7,8 @@
 #   VM_TEST_PKGS="./internal/... ./cmd/..."   Go packages whose tests run in the guest
 #   VM_TEST_DIR=<dir>          Go module the packages are resolved in (default: this repo)
 #   VM_TEST_RUN=<regexp>       passed to the test binaries as -test.run
+#   VM_TEST_SKIP=<regexp>      passed as -test.skip: tests that run on the host only
+#                              (container runtimes need a writable root)
 #   VM_TIMEOUT=900             seconds per kernel, boot and tests together
 #   VM_KVM=auto|yes|no         auto: KVM only if a probe guest boots under it
 #   VM_JOBS=1                  kernels booted at the same time
@@ -21,6 +23,7 @@ VM_TEST_PKGS=${VM_TEST_PKGS:-"./internal/... ./cmd/..."}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 VM_TEST_DIR=$(cd "${VM_TEST_DIR:-$REPO}" && pwd)
 VM_TEST_RUN=${VM_TEST_RUN:-}
+VM_TEST_SKIP=${VM_TEST_SKIP:-}
 KERNELS=${KERNELS:-"5.10 6.1 6.12"}
 VM_TIMEOUT=${VM_TIMEOUT:-900}
 VM_KVM=${VM_KVM:-auto}
@@ -198,7 +201,7 @@ run_kernel() {
 	rm -f "$out" "$out.booted" "$CACHE/logs/$ver.tail" "$CACHE/summary.$ver"
 	# The guest starts with a clean environment; pass on what the tests read
 	# (PATH too, so they find go, nft, perf... where they would on the host).
-	envs=$(printf '%q ' "CI=${CI:-}" PKTDROP_VM=1 "VM_TEST_RUN=$VM_TEST_RUN" "PATH=$PATH")
+	envs=$(printf '%q ' "CI=${CI:-}" PKTDROP_VM=1 "VM_TEST_RUN=$VM_TEST_RUN" "VM_TEST_SKIP=$VM_TEST_SKIP" "PATH=$PATH")
 	[[ ! -x $CACHE/bin/pktdrop ]] || envs+=$(printf '%q ' "PKTDROP_BIN=$CACHE/bin/pktdrop")
 	t0=$EPOCHREALTIME
 	vng_run "$out" "$VM_TIMEOUT" "$kvm" "$img" \

@@ -37,6 +37,7 @@ while read -r bin dir; do
 	echo "VMTEST-RUN $bin"
 	args=(-test.v)
 	[[ -n ${VM_TEST_RUN:-} ]] && args+=(-test.run "$VM_TEST_RUN")
+	[[ -n ${VM_TEST_SKIP:-} ]] && args+=(-test.skip "$VM_TEST_SKIP")
 	start=$SECONDS
 	(cd "$dir" && "$bin" "${args[@]}")
 	echo "VMTEST-EXIT ${bin##*/} $? $((SECONDS - start))s"
