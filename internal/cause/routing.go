@@ -184,6 +184,9 @@ func ipError(r *report.Report, sys System) {
 }
 
 func noRoute(r *report.Report, sys System) {
+	if routeType(r, sys) {
+		return
+	}
 	r.Cause = "no_route"
 	table := lookupTable(r, true)
 	if table == "" {
@@ -202,7 +205,11 @@ func noRoute(r *report.Report, sys System) {
 	if r.Iface != "" {
 		r.Explanation += ", arriving on " + r.Iface
 	}
-	r.Hint = "add a route for " + r.Dst + " in netns " + r.NetnsName + " (`ip route add <subnet> via <gateway>`) or a default route"
+	ip := "ip"
+	if r.Family == "ipv6" {
+		ip = "ip -6"
+	}
+	r.Hint = "add a route for " + r.Dst + " in netns " + r.NetnsName + " (`" + ip + " route add <subnet> via <gateway>`) or a default route"
 }
 
 // lookupTable is the routing table of the last lookup for this packet's
@@ -215,7 +222,7 @@ func lookupTable(r *report.Report, failed bool) string {
 		if s.Where != "route" || !strings.HasPrefix(s.Detail, "table ") || (s.Dst != "" && s.Dst != r.Dst) {
 			continue
 		}
-		if failed && !strings.Contains(s.Detail, "no route") {
+		if failed && !strings.Contains(s.Detail, "(E") {
 			continue
 		}
 		table, _, _ := strings.Cut(strings.TrimPrefix(s.Detail, "table "), ":")

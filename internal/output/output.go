@@ -212,6 +212,10 @@ func Path(r *report.Report) string {
 			p = "[" + s.NetnsName + "] "
 			ns = s.NetnsName
 		}
+		if s.Where == "icmp_error" {
+			parts = append(parts, p+s.Detail) // a new packet: where and device are not the dropped one's
+			continue
+		}
 		p += s.Where
 		if s.Iface != "" && s.Where != "route" {
 			p += "@" + s.Iface
