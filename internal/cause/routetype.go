@@ -254,3 +254,18 @@ func evidenceIf(r *report.Report, k, v string) {
 		evidence(r, k, v)
 	}
 }
+
+// dstDiscard: a route whose output discards (an IPv6 blackhole route, or
+// a cached route being torn down) freed it.
+func dstDiscard(r *report.Report, sys System) {
+	if routeType(r, sys) {
+		return
+	}
+	r.Cause = "route_discard"
+	r.Explanation = "the route the packet to " + r.Dst + " took discards it (a blackhole route, or a route being removed) " + where(r)
+	ip := "ip"
+	if r.Family == "ipv6" {
+		ip = "ip -6"
+	}
+	r.Hint = "check `" + ip + " route get " + r.Dst + "` and `" + ip + " route show table all type blackhole` in that netns"
+}

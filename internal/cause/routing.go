@@ -8,6 +8,7 @@ import (
 
 	"github.com/pktdrop/pktdrop/internal/netns"
 	"github.com/pktdrop/pktdrop/internal/report"
+	"golang.org/x/sys/unix"
 )
 
 var rpModes = map[int]string{0: "off", 1: "strict", 2: "loose"}
@@ -204,6 +205,12 @@ func noRoute(r *report.Report, sys System) {
 	}
 	if r.Iface != "" {
 		r.Explanation += ", arriving on " + r.Iface
+	}
+	if r.Iface != "" && r.Location != "" && !strings.HasPrefix(r.Location, "ip_route_output") {
+		// Received packets only: a local sender gets the error from send().
+		back := senderGets(unix.RTN_UNSPEC, r.Family == "ipv6")
+		evidence(r, "sender_got", back)
+		r.Explanation += "; the sender got " + back
 	}
 	ip := "ip"
 	if r.Family == "ipv6" {
