@@ -34,6 +34,9 @@ func TestDecidingFacts(t *testing.T) {
 		{"PolicyRoute", ok(testnet.PolicyRoute), true},
 		{"NoRoute6", v6(""), false},
 		{"Blackhole6", v6("blackhole"), false},
+		{"TTLExpired", ok(testnet.TTLExpired), true},
+		{"FragNeeded", ok(testnet.FragNeeded), true},
+		{"NeighbourFailed", ok(testnet.NeighbourFailed), false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -3,6 +3,7 @@ package cause
 import (
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 
 	"github.com/pktdrop/pktdrop/internal/netns"
@@ -51,4 +52,14 @@ func cachedAsk[I any, T any](c *Cached, key string, call func(I) (T, error)) (T,
 // PolicyRoute implements PolicyRouter.
 func (c *Cached) PolicyRoute(inode uint32, q netns.Query) (netns.Decision, error) {
 	return cachedAsk(c, fmt.Sprint(inode, q), func(p PolicyRouter) (netns.Decision, error) { return p.PolicyRoute(inode, q) })
+}
+
+// Link implements LinkReader.
+func (c *Cached) Link(inode uint32, name string) (netns.LinkInfo, error) {
+	return cachedAsk(c, fmt.Sprint(inode, name), func(l LinkReader) (netns.LinkInfo, error) { return l.Link(inode, name) })
+}
+
+// Neighbour implements NeighbourReader.
+func (c *Cached) Neighbour(inode uint32, dev string, ip net.IP) (netns.Neighbour, error) {
+	return cachedAsk(c, fmt.Sprint(inode, dev, ip), func(n NeighbourReader) (netns.Neighbour, error) { return n.Neighbour(inode, dev, ip) })
 }

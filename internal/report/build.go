@@ -78,6 +78,7 @@ func (b *Builder) Build(ev *event.Event) *Report {
 	}
 	r.Family, r.Proto = Family(t.Family), Proto(t.Proto, t.Family)
 	r.Src, r.Dst, r.Sport, r.Dport = b.addr(t.Src), b.addr(t.Dst), t.Sport, t.Dport
+	r.TTL = t.TTL
 	if isICMP(t.Proto) {
 		r.ICMPType, r.ICMPCode, r.ICMPID, r.ICMPSeq = t.ICMPType, t.ICMPCode, t.ICMPID, t.ICMPSeq
 	}

@@ -35,15 +35,15 @@ func markICMPErrors(ev *event.Event, r *Report) {
 			pkt = &r.Path[i]
 			continue
 		}
+		if icmp && pkt != nil && s.Dst == pkt.Src {
+			continue // the same error's next lookup (source address, the reverse relookup, table local)
+		}
 		if pkt == nil || s.Dst != pkt.Src || s.Dst == pkt.Dst ||
 			(s.Src == pkt.Dst && !failed && !further) {
 			failed = failed || (ev.Path[i].Ret != 0 && pkt != nil && s.Dst == pkt.Dst)
 			icmp = false
 			out = append(out, s)
 			continue
-		}
-		if icmp {
-			continue // the same error's next lookup (source address, local table)
 		}
 		icmp = true
 		s.Where = "icmp_error"
