@@ -2,7 +2,9 @@ package main
 
 import (
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/pktdrop/pktdrop/internal/output"
 	"github.com/pktdrop/pktdrop/internal/report"
@@ -89,5 +91,29 @@ func checkICMPBack(t *testing.T, r report.Report) {
 	}
 	if !found {
 		t.Errorf("no icmp_error step in the path %+v", r.Path)
+	}
+}
+
+// TestTraceFragNeededMTU: in trace, the ICMP "fragmentation needed" the
+// router sends back shows the MTU it carries, not an echo sequence.
+func TestTraceFragNeededMTU(t *testing.T) {
+	t.Parallel()
+	s := buildScenario(t, ok(testnet.FragNeeded))
+	p := start(t, "trace", "--netns", s.Client.Name(), "--proto", "icmp", "--dst", s.Expect.Src)
+	if err := s.Trigger(); err != nil {
+		t.Errorf("trigger: %v", err)
+	}
+	want := "dest-unreachable frag-needed mtu " + s.Expect.Facts["mtu"]
+	deadline := time.Now().Add(reportTimeout)
+	for !strings.Contains(p.stdout.String(), want) && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	res := p.stop(syscall.SIGINT)
+	t.Logf("pktdrop trace:\n%s", res.Stdout)
+	if !strings.Contains(res.Stdout, want) {
+		t.Errorf("trace output lacks %q", want)
+	}
+	if strings.Contains(res.Stdout, "frag-needed id") || strings.Contains(res.Stdout, "frag-needed mtu "+s.Expect.Facts["mtu"]+" seq") {
+		t.Error("the MTU of a frag-needed is shown as an echo id/seq")
 	}
 }

@@ -106,3 +106,16 @@ func rpError(ret int32) string {
 	}
 	return ErrnoWords(ret)
 }
+
+// ICMPMTU is the next-hop MTU an ICMP "fragmentation needed" (type 3
+// code 4, RFC 1191: the low 16 bits of the word echo uses for id and seq)
+// or ICMPv6 "packet too big" (type 2, all 32 bits) carries.
+func ICMPMTU(r *Report) (uint32, bool) {
+	switch {
+	case r.Proto == "icmp" && r.ICMPType == 3 && r.ICMPCode == 4:
+		return uint32(r.ICMPSeq), true
+	case r.Proto == "icmp6" && r.ICMPType == 2:
+		return uint32(r.ICMPID)<<16 | uint32(r.ICMPSeq), true
+	}
+	return 0, false
+}
