@@ -39,6 +39,7 @@ func TestDecidingFacts(t *testing.T) {
 		{"TTLExpired", ok(testnet.TTLExpired), true},
 		{"FragNeeded", ok(testnet.FragNeeded), true},
 		{"NeighbourFailed", ok(testnet.NeighbourFailed), false},
+		{"TCDrop", ok(testnet.TCDrop), false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

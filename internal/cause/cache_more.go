@@ -63,3 +63,8 @@ func (c *Cached) Link(inode uint32, name string) (netns.LinkInfo, error) {
 func (c *Cached) Neighbour(inode uint32, dev string, ip net.IP) (netns.Neighbour, error) {
 	return cachedAsk(c, fmt.Sprint(inode, dev, ip), func(n NeighbourReader) (netns.Neighbour, error) { return n.Neighbour(inode, dev, ip) })
 }
+
+// TCFilters implements TCReader.
+func (c *Cached) TCFilters(inode uint32, dev string) ([]netns.TCFilter, error) {
+	return cachedAsk(c, fmt.Sprint(inode, dev), func(t TCReader) ([]netns.TCFilter, error) { return t.TCFilters(inode, dev) })
+}

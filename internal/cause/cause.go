@@ -69,6 +69,9 @@ var locations = []struct{ fn, reason string }{
 	{"__udp_queue_rcv_skb", "SOCKET_RCVBUFF"},
 	{"__dev_queue_xmit", "QDISC_DROP"},
 	{"enqueue_to_backlog", "CPU_BACKLOG"},
+	{"sch_handle_ingress", "TC_INGRESS"},
+	{"sch_handle_egress", "TC_EGRESS"},
+	{"__netif_receive_skb_core", "netif_receive_core"},
 }
 
 func fromLocation(r *report.Report) string {
@@ -91,6 +94,7 @@ var rules = map[string]rule{
 	"IP_INNOROUTES":      noRoute,
 	"ip_error":           ipError,
 	"dst_discard":        dstDiscard,
+	"netif_receive_core": receiveCore,
 	"NO_SOCKET":          noSocket,
 	"udp_rcv":            noSocket,
 	"tcp_rcv":            noSocket,
@@ -112,8 +116,8 @@ var rules = map[string]rule{
 	"IP_INHDR":           inHdr,
 	"QDISC_DROP":         fixed("queue_full", "the device's queueing discipline dropped it (queue full)", "look at `tc -s qdisc show dev <dev>`; raise the queue length or find the congestion"),
 	"CPU_BACKLOG":        fixed("queue_full", "the per-CPU input backlog was full", "raise net.core.netdev_max_backlog or spread the load (RPS)"),
-	"TC_INGRESS":         fixed("tc", "a tc ingress filter or BPF program dropped it", "list the filters with `tc filter show dev <dev> ingress`"),
-	"TC_EGRESS":          fixed("tc", "a tc egress filter or BPF program dropped it", "list the filters with `tc filter show dev <dev> egress`"),
+	"TC_INGRESS":         tcDrop("ingress"),
+	"TC_EGRESS":          tcDrop("egress"),
 	"XDP":                fixed("xdp", "an XDP program dropped it", "see `ip link show <dev>` for the attached XDP program"),
 	"SOCKET_FILTER":      fixed("socket_filter", "a socket filter (BPF on the socket) rejected it", "check the application's SO_ATTACH_FILTER program"),
 	"IPV6DISABLED":       fixed("ipv6_disabled", "IPv6 is disabled on the device", "enable it: sysctl -w net.ipv6.conf.<dev>.disable_ipv6=0"),
