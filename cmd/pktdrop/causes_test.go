@@ -40,6 +40,7 @@ func TestDecidingFacts(t *testing.T) {
 		{"FragNeeded", ok(testnet.FragNeeded), true},
 		{"NeighbourFailed", ok(testnet.NeighbourFailed), false},
 		{"TCDrop", ok(testnet.TCDrop), false},
+		{"SocketBufferFull", ok(testnet.SocketBufferFull), false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -68,3 +68,10 @@ func (c *Cached) Neighbour(inode uint32, dev string, ip net.IP) (netns.Neighbour
 func (c *Cached) TCFilters(inode uint32, dev string) ([]netns.TCFilter, error) {
 	return cachedAsk(c, fmt.Sprint(inode, dev), func(t TCReader) ([]netns.TCFilter, error) { return t.TCFilters(inode, dev) })
 }
+
+// UDPSockets implements SocketReader.
+func (c *Cached) UDPSockets(inode uint32, family int, port uint16) ([]netns.Socket, error) {
+	return cachedAsk(c, fmt.Sprint(inode, family, port), func(s SocketReader) ([]netns.Socket, error) {
+		return s.UDPSockets(inode, family, port)
+	})
+}
