@@ -35,6 +35,7 @@ func TestDecidingFacts(t *testing.T) {
 		{"Prohibit", route("prohibit"), true},
 		{"Throw", route("throw"), true},
 		{"PolicyRoute", ok(testnet.PolicyRoute), true},
+		{"PolicyRuleAction", ok(testnet.PolicyRuleAction), true},
 		{"NoRoute6", v6(""), false},
 		{"Blackhole6", v6("blackhole"), false},
 		{"TTLExpired", ok(testnet.TTLExpired), true},

@@ -89,7 +89,9 @@ func routeQuery(r *report.Report) (netns.Query, bool) {
 // show one (a plain missing route).
 func routeType(r *report.Report, sys System) bool {
 	errno, _ := failedLookup(r)
-	evidenceIf(r, "route_lookup_error", errnoWords(errno))
+	if errno != 0 {
+		evidence(r, "route_lookup_error", report.FIBError(errno))
+	}
 	kernelType, kernelKnows := kernelRouteType(errno)
 	pr, ok := sys.(PolicyRouter)
 	q, okQ := routeQuery(r)
@@ -153,7 +155,7 @@ func routeType(r *report.Report, sys System) bool {
 		fix = append(fix, fmt.Sprintf("if that rule is wrong, delete it (`%s rule del pref %d`)", ip, d.Rule.Priority))
 	default:
 		r.Cause = name + "_route"
-		fmt.Fprintf(&b, "the kernel's route lookup for %s found a %s route (%s)", r.Dst, name, errnoWords(errno))
+		fmt.Fprintf(&b, "the kernel's route lookup for %s found a %s", r.Dst, report.FIBError(errno))
 		evidence(r, "route_type", name)
 		fix = append(fix, fmt.Sprintf("find it with `%s route show table all type %s` and replace or delete it", ip, name))
 	}
@@ -170,6 +172,7 @@ func routeType(r *report.Report, sys System) bool {
 		}
 	}
 	if d.Rule != nil && d.Route == nil {
+		evidence(r, "rule_action", name)
 		evidence(r, "rule", d.Rule.String())
 		evidence(r, "rule_priority", strconv.Itoa(d.Rule.Priority))
 		evidence(r, "rule_selector", d.Rule.Selector())
@@ -238,21 +241,6 @@ func prefixString(n *net.IPNet) string {
 		return "default"
 	}
 	return n.String()
-}
-
-// errnoWords renders a negative kernel error in words with its name:
-// "network is unreachable (ENETUNREACH)".
-func errnoWords(ret int32) string {
-	if ret >= 0 {
-		return ""
-	}
-	return report.ErrnoWords(ret)
-}
-
-func evidenceIf(r *report.Report, k, v string) {
-	if v != "" {
-		evidence(r, k, v)
-	}
 }
 
 // dstDiscard: a route whose output discards (an IPv6 blackhole route, or

@@ -90,3 +90,24 @@ func NoRoute6(tb testing.TB, typ string) *Scenario {
 		Expect:  e,
 	}
 }
+
+// PolicyRuleAction: no table is consulted at all: the rule
+// `900: from all to <pod CIDR> prohibit` answers the lookup itself.
+func PolicyRuleAction(tb testing.TB) *Scenario {
+	tb.Helper()
+	n, c, r, s := line(tb, "rt-in", false)
+	s.Addr("lo", podIP+"/32")
+	r.Route(podCIDR, "via", serverIP)
+	control(tb, c, podIP)
+	r.MustRun("ip", "rule", "add", "pref", "900", "to", podCIDR, "prohibit")
+	return &Scenario{
+		Name: "PolicyRuleAction", Net: n, Client: c, Router: r, Server: s,
+		Trigger: pingDropped(c, podIP),
+		Expect: Expect{
+			Drop: true, Location: "ip_error", Cause: "prohibit_rule",
+			Netns: r.Name(), Iface: "rt-in",
+			Src: clientIP, Dst: podIP, Proto: "icmp",
+			Facts: map[string]string{"rule_action": "prohibit", "rule_priority": "900", "rule_selector": "from all to " + podCIDR},
+		},
+	}
+}
