@@ -38,6 +38,7 @@ func TestDecidingFacts(t *testing.T) {
 		{"PolicyRuleAction", ok(testnet.PolicyRuleAction), true},
 		{"NoRoute6", v6(""), false},
 		{"Blackhole6", v6("blackhole"), false},
+		{"Unreachable6", v6("unreachable"), true},
 		{"TTLExpired", ok(testnet.TTLExpired), true},
 		{"FragNeeded", ok(testnet.FragNeeded), true},
 		{"NeighbourFailed", ok(testnet.NeighbourFailed), false},
