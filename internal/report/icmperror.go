@@ -18,7 +18,7 @@ var afterRouting = map[string]bool{"INPUT": true, "FORWARD": true, "OUTPUT": tru
 	"forward": true, "ip_output": true, "xmit": true, "queue": true}
 
 func markICMPErrors(ev *event.Event, r *Report) {
-	var pkt *Step // the packet as last seen before the step
+	var pkt *Step // the packet as last seen before the step (a copy: out overwrites r.Path)
 	failed, further := false, false
 	out := r.Path[:0]
 	icmp := false
@@ -32,7 +32,8 @@ func markICMPErrors(ev *event.Event, r *Report) {
 			further = further || afterRouting[s.Where]
 			icmp = false
 			out = append(out, s)
-			pkt = &r.Path[i]
+			seen := s
+			pkt = &seen
 			continue
 		}
 		if icmp && pkt != nil && s.Dst == pkt.Src {
