@@ -64,8 +64,9 @@ func ttlExpired(r *report.Report) {
 	hops := routersBefore(r)
 	evidence(r, "routers_before", strconv.Itoa(hops))
 	evidence(r, "sender_got", back)
-	r.Explanation = fmt.Sprintf("the %s ran out: the packet arrived %s with %s %s, and a router may not forward it with %s 0 "+
-		"(%d router(s) before this one on the path seen); the sender got %s", name, where(r), name, ttl, name, hops, back)
+	hop := fmt.Sprintf("router %d after the sender on the path seen", hops+1)
+	r.Explanation = fmt.Sprintf("the %s ran out: the packet arrived %s (%s) with %s %s, and a router may not forward it with %s 0; "+
+		"the sender got %s", name, where(r), hop, name, ttl, name, back)
 	r.Hint = "if the sender chose this " + name + " (traceroute, ping -t), nothing is wrong; otherwise look for a routing loop " +
 		"(`traceroute " + r.Dst + "`) or raise the sender's " + name
 }
