@@ -60,6 +60,9 @@ func rules(family int) ([]Rule, error) {
 		}
 		r := Rule{Action: msg.Type, Table: int(msg.Table), Invert: msg.Flags&unix.FIB_RULE_INVERT != 0,
 			Tos: msg.Tos, Mask: 0xffffffff, SuppressPrefixlen: -1}
+		if r.Tos != 0 {
+			r.Unchecked = append(r.Unchecked, "tos") // the packet's TOS is not in the report
+		}
 		u32 := func(b []byte) uint32 { return nl.NativeEndian().Uint32(b[:4]) }
 		for _, a := range attrs {
 			v := a.Value
