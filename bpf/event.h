@@ -19,7 +19,7 @@ enum pd_point {
 	PD_POINT_IP_RCV = 2,        /* ip_rcv / ipv6_rcv entry */
 	PD_POINT_NF_HOOK = 3,       /* nf_hook_slow: hook, verdict in ret */
 	PD_POINT_NF_LINK = 4,       /* netfilter link; prio = highest priority reached */
-	PD_POINT_FIB_LOOKUP = 5,    /* fib:fib_table_lookup; t = lookup key */
+	PD_POINT_FIB_LOOKUP = 5,    /* fib:fib_table_lookup, fib6:fib6_table_lookup; t = lookup key */
 	PD_POINT_FIB_VALIDATE = 6,  /* fib_validate_source exit; ret = error */
 	PD_POINT_IP_FORWARD = 7,    /* ip_forward / ip6_forward entry */
 	PD_POINT_IP_OUTPUT = 8,     /* ip_output / ip6_output entry */

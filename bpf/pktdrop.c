@@ -156,37 +156,56 @@ FUNC_STEP(ip6_output, PD_POINT_IP_OUTPUT, 2)
 
 /* ---- route lookups ---- */
 
+static __always_inline bool addr_equal(const __u8 *a, const __u8 *b)
+{
+	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
+	return x[0] == y[0] && x[1] == y[1];
+}
+
+/* Appends a route lookup step to the packet this CPU is processing, if
+ * the lookup is about its addresses. */
+static __always_inline void fib_record(struct pd_step *st)
+{
+	__u32 zero = 0;
+	__u64 *cur = bpf_map_lookup_elem(&cur_skb, &zero);
+	if (!cur || !*cur)
+		return;
+	__u64 key = *cur;
+	struct pd_track *tr = bpf_map_lookup_elem(&tracks, &key);
+	if (!tr)
+		return;
+	/* A route lookup inside a netfilter hook (nft fib, rerouting after
+	 * NAT) comes after the hook's step: complete that step first, and let
+	 * the next bracket start a new one, as the packet moved on. */
+	nf_memo_sync(key);
+	struct pd_step *prev = last_step(tr);
+	if (!prev || prev->t.family != st->t.family)
+		return;
+	/* This CPU may be routing something else (a socket connect); only
+	 * lookups about this packet's addresses belong to its path. */
+	if (!addr_equal(st->t.daddr, prev->t.daddr) && !addr_equal(st->t.daddr, prev->t.saddr))
+		return;
+	st->point = PD_POINT_FIB_LOOKUP;
+	st->ts = bpf_ktime_get_ns();
+	st->netns = prev->netns;
+	/* Several tables are tried in turn; the last answer is the one that
+	 * counted, so it replaces the previous lookup of the same key. */
+	if (prev->point == PD_POINT_FIB_LOOKUP && tuple_equal(&prev->t, &st->t)) {
+		*prev = *st;
+		tr->last_ts = st->ts;
+		return;
+	}
+	append(tr, st);
+}
+
 SEC("tp_btf/fib_table_lookup")
 int BPF_PROG(tpb_fib_table_lookup, u32 tb_id, const struct flowi4 *flp,
 	     const struct fib_nh_common *nhc, int err)
 {
 	if (!following_any())
 		return 0;
-	__u32 zero = 0;
-	__u64 *cur = bpf_map_lookup_elem(&cur_skb, &zero);
-	if (!cur || !*cur)
-		return 0;
-	__u64 key = *cur;
-	struct pd_track *tr = bpf_map_lookup_elem(&tracks, &key);
-	if (!tr)
-		return 0;
-	/* A route lookup inside a netfilter hook (nft fib, rerouting after
-	 * NAT) comes after the hook's step: complete that step first, and let
-	 * the next bracket start a new one, as the packet moved on. */
-	nf_memo_sync(key);
-	struct pd_step *prev = last_step(tr);
-	if (!prev || prev->t.family != 4)
-		return 0;
-
 	struct pd_step st = {};
 	__be32 saddr = BPF_CORE_READ(flp, saddr), daddr = BPF_CORE_READ(flp, daddr);
-	/* This CPU may be routing something else (a socket connect); only
-	 * lookups about this packet's addresses belong to its path. */
-	if (__builtin_memcmp(&daddr, prev->t.daddr, 4) && __builtin_memcmp(&daddr, prev->t.saddr, 4))
-		return 0;
-	st.point = PD_POINT_FIB_LOOKUP;
-	st.ts = bpf_ktime_get_ns();
-	st.netns = prev->netns;
 	st.ifindex = BPF_CORE_READ(flp, __fl_common.flowic_iif);
 	st.prio = tb_id;
 	st.ret = err;
@@ -196,14 +215,53 @@ int BPF_PROG(tpb_fib_table_lookup, u32 tb_id, const struct flowi4 *flp,
 	st.t.proto = BPF_CORE_READ(flp, __fl_common.flowic_proto);
 	__builtin_memcpy(st.t.saddr, &saddr, 4);
 	__builtin_memcpy(st.t.daddr, &daddr, 4);
-	/* Several tables are tried in turn; the last answer is the one that
-	 * counted, so it replaces the previous lookup of the same key. */
-	if (prev->point == PD_POINT_FIB_LOOKUP && tuple_equal(&prev->t, &st.t)) {
-		*prev = st;
-		tr->last_ts = st.ts;
-		return 0;
+	fib_record(&st);
+	return 0;
+}
+
+/* The error an IPv6 route of this type answers with, as the kernel's
+ * ip6_rt_type_to_error (fib6_prop) has it; the same as IPv4's. */
+static __always_inline __s32 rt6_type_error(__u8 type)
+{
+	switch (type) {
+	case RTN_BLACKHOLE:
+	case RTN_BROADCAST:
+	case RTN_NAT:
+	case RTN_XRESOLVE:
+		return -22; /* EINVAL */
+	case RTN_UNREACHABLE:
+		return -113; /* EHOSTUNREACH */
+	case RTN_PROHIBIT:
+		return -13; /* EACCES */
+	case RTN_THROW:
+		return -11; /* EAGAIN */
 	}
-	append(tr, &st);
+	return 0;
+}
+
+SEC("tp_btf/fib6_table_lookup")
+int BPF_PROG(tpb_fib6_table_lookup, const struct net *net, const struct fib6_result *res,
+	     struct fib6_table *table, const struct flowi6 *flp)
+{
+	if (!following_any())
+		return 0;
+	struct pd_step st = {};
+	struct fib6_info *f6i = BPF_CORE_READ(res, f6i);
+	st.ifindex = BPF_CORE_READ(flp, __fl_common.flowic_iif);
+	st.prio = BPF_CORE_READ(table, tb6_id);
+	/* The null entry is "no route in this table" (ENETUNREACH), though
+	 * its type says unreachable. */
+	if (!f6i || f6i == BPF_CORE_READ(net, ipv6.fib6_null_entry))
+		st.ret = -101; /* ENETUNREACH */
+	else
+		st.ret = rt6_type_error(BPF_CORE_READ(res, fib6_type));
+	if (!st.ret)
+		st.aux = BPF_CORE_READ(res, nh, nh_common.nhc_dev, ifindex);
+	st.t.family = 6;
+	st.t.proto = BPF_CORE_READ(flp, __fl_common.flowic_proto);
+	BPF_CORE_READ_INTO(&st.t.saddr, flp, saddr);
+	BPF_CORE_READ_INTO(&st.t.daddr, flp, daddr);
+	fib_record(&st);
 	return 0;
 }
 

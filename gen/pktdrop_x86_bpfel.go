@@ -240,6 +240,7 @@ const (
 	PktdropProgTpNetDevQueue              = "tp_net_dev_queue"
 	PktdropProgTpNetifReceiveSkb          = "tp_netif_receive_skb"
 	PktdropProgTpbConsumeSkb              = "tpb_consume_skb"
+	PktdropProgTpbFib6TableLookup         = "tpb_fib6_table_lookup"
 	PktdropProgTpbFibTableLookup          = "tpb_fib_table_lookup"
 	PktdropProgTpbKfreeSkb                = "tpb_kfree_skb"
 	PktdropProgTpbKfreeSkbNoreason        = "tpb_kfree_skb_noreason"
@@ -363,6 +364,7 @@ type PktdropProgramSpecs struct {
 	TpNetDevQueue              *ebpf.ProgramSpec `ebpf:"tp_net_dev_queue"`
 	TpNetifReceiveSkb          *ebpf.ProgramSpec `ebpf:"tp_netif_receive_skb"`
 	TpbConsumeSkb              *ebpf.ProgramSpec `ebpf:"tpb_consume_skb"`
+	TpbFib6TableLookup         *ebpf.ProgramSpec `ebpf:"tpb_fib6_table_lookup"`
 	TpbFibTableLookup          *ebpf.ProgramSpec `ebpf:"tpb_fib_table_lookup"`
 	TpbKfreeSkb                *ebpf.ProgramSpec `ebpf:"tpb_kfree_skb"`
 	TpbKfreeSkbNoreason        *ebpf.ProgramSpec `ebpf:"tpb_kfree_skb_noreason"`
@@ -561,6 +563,7 @@ type PktdropPrograms struct {
 	TpNetDevQueue              *ebpf.Program `ebpf:"tp_net_dev_queue"`
 	TpNetifReceiveSkb          *ebpf.Program `ebpf:"tp_netif_receive_skb"`
 	TpbConsumeSkb              *ebpf.Program `ebpf:"tpb_consume_skb"`
+	TpbFib6TableLookup         *ebpf.Program `ebpf:"tpb_fib6_table_lookup"`
 	TpbFibTableLookup          *ebpf.Program `ebpf:"tpb_fib_table_lookup"`
 	TpbKfreeSkb                *ebpf.Program `ebpf:"tpb_kfree_skb"`
 	TpbKfreeSkbNoreason        *ebpf.Program `ebpf:"tpb_kfree_skb_noreason"`
@@ -606,6 +609,7 @@ func (p *PktdropPrograms) Close() error {
 		p.TpNetDevQueue,
 		p.TpNetifReceiveSkb,
 		p.TpbConsumeSkb,
+		p.TpbFib6TableLookup,
 		p.TpbFibTableLookup,
 		p.TpbKfreeSkb,
 		p.TpbKfreeSkbNoreason,

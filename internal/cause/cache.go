@@ -22,6 +22,7 @@ type Cached struct {
 	mu      sync.Mutex
 	sysctls map[sysctlKey]answer[string]
 	routes  map[routeKey]answer[netns.Route]
+	extra   memo
 }
 
 // cacheMax bounds each map: namespaces and addresses churn.

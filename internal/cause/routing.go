@@ -8,6 +8,7 @@ import (
 
 	"github.com/pktdrop/pktdrop/internal/netns"
 	"github.com/pktdrop/pktdrop/internal/report"
+	"golang.org/x/sys/unix"
 )
 
 var rpModes = map[int]string{0: "off", 1: "strict", 2: "loose"}
@@ -184,6 +185,9 @@ func ipError(r *report.Report, sys System) {
 }
 
 func noRoute(r *report.Report, sys System) {
+	if routeType(r, sys) {
+		return
+	}
 	r.Cause = "no_route"
 	table := lookupTable(r, true)
 	if table == "" {
@@ -202,7 +206,17 @@ func noRoute(r *report.Report, sys System) {
 	if r.Iface != "" {
 		r.Explanation += ", arriving on " + r.Iface
 	}
-	r.Hint = "add a route for " + r.Dst + " in netns " + r.NetnsName + " (`ip route add <subnet> via <gateway>`) or a default route"
+	if r.Iface != "" && r.Location != "" && !strings.HasPrefix(r.Location, "ip_route_output") {
+		// Received packets only: a local sender gets the error from send().
+		back := senderGets(unix.RTN_UNSPEC, r.Family == "ipv6")
+		evidence(r, "sender_got", back)
+		r.Explanation += "; the sender got " + back
+	}
+	ip := "ip"
+	if r.Family == "ipv6" {
+		ip = "ip -6"
+	}
+	r.Hint = "add a route for " + r.Dst + " in netns " + r.NetnsName + " (`" + ip + " route add <subnet> via <gateway>`) or a default route"
 }
 
 // lookupTable is the routing table of the last lookup for this packet's
@@ -215,7 +229,7 @@ func lookupTable(r *report.Report, failed bool) string {
 		if s.Where != "route" || !strings.HasPrefix(s.Detail, "table ") || (s.Dst != "" && s.Dst != r.Dst) {
 			continue
 		}
-		if failed && !strings.Contains(s.Detail, "no route") {
+		if failed && !strings.Contains(s.Detail, "(E") {
 			continue
 		}
 		table, _, _ := strings.Cut(strings.TrimPrefix(s.Detail, "table "), ":")

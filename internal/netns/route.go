@@ -31,6 +31,7 @@ type Route struct {
 	Src     net.IP // preferred source address
 	Table   int
 	Type    int // RTN_* as reported by the kernel
+	MTU     int // the route's mtu metric, 0 when it has none
 }
 
 // RouteGet performs `ip route get` inside netns inode.
@@ -52,7 +53,7 @@ func (r *Resolver) RouteGet(inode uint32, dst net.IP, opts RouteOptions) (Route,
 			return ErrNoRoute
 		}
 		rt := routes[0]
-		out = Route{Ifindex: rt.LinkIndex, Gateway: rt.Gw, Src: rt.Src, Table: rt.Table, Type: rt.Type}
+		out = Route{Ifindex: rt.LinkIndex, Gateway: rt.Gw, Src: rt.Src, Table: rt.Table, Type: rt.Type, MTU: rt.MTU}
 		if rt.LinkIndex > 0 {
 			if l, err := h.LinkByIndex(rt.LinkIndex); err == nil {
 				out.Dev = l.Attrs().Name

@@ -31,7 +31,7 @@ var schema = []string{
 	"Report.Proto proto string", "Report.Src src string", "Report.Dst dst string", "Report.Sport sport uint16",
 	"Report.Dport dport uint16", "Report.ICMPType icmp_type uint8", "Report.ICMPCode icmp_code uint8",
 	"Report.ICMPID icmp_id uint16", "Report.ICMPSeq icmp_seq uint16", "Report.TCPFlags tcp_flags,omitempty string",
-	"Report.Len len uint32", "Report.Mark mark uint32", "Report.Cause cause string",
+	"Report.Len len uint32", "Report.Mark mark uint32", "Report.TTL - uint8", "Report.Cause cause string",
 	"Report.Explanation explanation string", "Report.Hint hint string",
 	"Report.Evidence evidence,omitempty map[string]string", "Report.Hook hook string", "Report.Table table string",
 	"Report.Chain chain,omitempty string", "Report.Rule rule,omitempty string",

@@ -191,7 +191,9 @@ func Packet(r *report.Report) string {
 	switch r.Proto {
 	case "icmp", "icmp6":
 		s += " " + ICMPName(r.Proto, r.ICMPType, r.ICMPCode)
-		if r.ICMPID != 0 || r.ICMPSeq != 0 {
+		if mtu, ok := report.ICMPMTU(r); ok {
+			s += fmt.Sprintf(" mtu %d", mtu) // where echo has id and seq, these carry the next-hop MTU
+		} else if r.ICMPID != 0 || r.ICMPSeq != 0 {
 			s += fmt.Sprintf(" id %d seq %d", r.ICMPID, r.ICMPSeq)
 		}
 	case "tcp":
@@ -211,6 +213,10 @@ func Path(r *report.Report) string {
 		if s.NetnsName != ns && s.NetnsName != "" {
 			p = "[" + s.NetnsName + "] "
 			ns = s.NetnsName
+		}
+		if s.Where == "icmp_error" {
+			parts = append(parts, p+s.Detail) // a new packet: where and device are not the dropped one's
+			continue
 		}
 		p += s.Where
 		if s.Iface != "" && s.Where != "route" {
@@ -245,6 +251,9 @@ func ICMPName(proto string, typ, code uint8) string {
 		m = icmp6
 	}
 	if n, ok := m[typ]; ok {
+		if proto == "icmp" && typ == 3 && code == 4 {
+			return n + " frag-needed"
+		}
 		if code != 0 {
 			return fmt.Sprintf("%s code %d", n, code)
 		}

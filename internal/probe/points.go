@@ -95,6 +95,9 @@ func Points() []Point {
 		{Name: "fib_table_lookup", Why: "route lookups and their result", Path: true, options: []option{
 			btfTP("tpb_fib_table_lookup", "fib_table_lookup"),
 		}},
+		{Name: "fib6_table_lookup", Why: "IPv6 route lookups and their result", Path: true, options: []option{
+			btfTP("tpb_fib6_table_lookup", "fib6_table_lookup"),
+		}},
 		{Name: "fib_validate_source", Why: "reverse path (rp_filter) check failures", Path: true, options: []option{
 			{mech: Kprobe, progs: []prog{{name: "kprobe_fib_validate_source", target: "fib_validate_source"},
 				{name: "kretprobe_fib_validate_source", target: "fib_validate_source", ret: true}}},

@@ -78,6 +78,7 @@ func (b *Builder) Build(ev *event.Event) *Report {
 	}
 	r.Family, r.Proto = Family(t.Family), Proto(t.Proto, t.Family)
 	r.Src, r.Dst, r.Sport, r.Dport = b.addr(t.Src), b.addr(t.Dst), t.Sport, t.Dport
+	r.TTL = t.TTL
 	if isICMP(t.Proto) {
 		r.ICMPType, r.ICMPCode, r.ICMPID, r.ICMPSeq = t.ICMPType, t.ICMPCode, t.ICMPID, t.ICMPSeq
 	}
@@ -144,6 +145,7 @@ func (b *Builder) path(ev *event.Event, r *Report) {
 		}
 		prev = s
 	}
+	markICMPErrors(ev, r)
 	// nf_hook_slow frees a packet its hook drops before returning, so the
 	// verdict of a drop's last hook is never seen: the drop is it.
 	if n := len(r.Path); n > 0 && ev.Kind == event.KindDrop && ev.Path[n-1].Point == event.PointNFHook &&
@@ -217,14 +219,14 @@ func (b *Builder) detail(s *event.Step) string {
 	case event.PointFIBLookup:
 		tbl := TableName(uint32(s.Prio))
 		if s.Ret != 0 {
-			return fmt.Sprintf("table %s: no route (%s)", tbl, Errno(s.Ret))
+			return fmt.Sprintf("table %s: %s", tbl, FIBError(s.Ret))
 		}
 		if dev := b.device(s.Netns, s.Aux); dev != "" {
 			return fmt.Sprintf("table %s: via %s", tbl, dev)
 		}
 		return "table " + tbl
 	case event.PointFIBValidate:
-		return "reverse path check failed (" + Errno(s.Ret) + ")"
+		return "reverse path check failed: " + rpError(s.Ret)
 	}
 	return ""
 }

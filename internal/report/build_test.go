@@ -136,9 +136,9 @@ func TestStepDetails(t *testing.T) {
 		{"link past every table", event.Step{Point: event.PointNFLink, Hook: 4, Prio: 101}, "POSTROUTING", "", "accepted", false},
 		{"route found", event.Step{Point: event.PointFIBLookup, Ifindex: 2, Prio: 254, Aux: 6, Tuple: key}, "route", "eth0", "table main: via flannel.1", false},
 		{"route in a numbered table", event.Step{Point: event.PointFIBLookup, Prio: 100, Tuple: key}, "route", "", "table 100", false},
-		{"no route", event.Step{Point: event.PointFIBLookup, Prio: 254, Ret: -101, Tuple: key}, "route", "", "table main: no route (ENETUNREACH)", false},
-		{"no route in local", event.Step{Point: event.PointFIBLookup, Prio: 255, Ret: -11, Tuple: key}, "route", "", "table local: no route (EAGAIN)", false},
-		{"rp check", event.Step{Point: event.PointFIBValidate, Ifindex: 4, Ret: -18}, "rp_check", "tunl0", "reverse path check failed (EXDEV)", false},
+		{"no route", event.Step{Point: event.PointFIBLookup, Prio: 254, Ret: -101, Tuple: key}, "route", "", "table main: no route, network is unreachable (ENETUNREACH)", false},
+		{"no route in local", event.Step{Point: event.PointFIBLookup, Prio: 255, Ret: -11, Tuple: key}, "route", "", "table local: no route here, next rule (EAGAIN)", false},
+		{"rp check", event.Step{Point: event.PointFIBValidate, Ifindex: 4, Ret: -18}, "rp_check", "tunl0", "reverse path check failed: the route back to the source leaves via another device (EXDEV)", false},
 		{"plain point", event.Step{Point: event.PointIPForward, Ifindex: 5, Tuple: tcp("10.0.0.1", 1, "10.0.0.2", 2)}, "forward", "cni0", "", true},
 		{"unknown point", event.Step{Point: 200}, "unknown", "", "", false},
 	}

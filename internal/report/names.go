@@ -58,3 +58,64 @@ func Errno(ret int32) string {
 	}
 	return "errno " + strconv.Itoa(int(-ret))
 }
+
+// ErrnoWords renders a negative kernel error in words and by name:
+// "network is unreachable (ENETUNREACH)".
+func ErrnoWords(ret int32) string {
+	if ret >= 0 {
+		return strconv.Itoa(int(ret))
+	}
+	e := unix.Errno(-ret)
+	n := unix.ErrnoName(e)
+	if n == "" {
+		return "errno " + strconv.Itoa(int(-ret))
+	}
+	return e.Error() + " (" + n + ")"
+}
+
+// FIBError names a failed route lookup's error by what it means: the
+// kernel returns the error of the route type it found (fib_props,
+// ip6_rt_type_to_error), or EAGAIN when this table has no route (or a
+// throw route) and the next rule is tried.
+func FIBError(ret int32) string {
+	e := unix.Errno(-ret)
+	n := unix.ErrnoName(e)
+	switch e {
+	case unix.EINVAL:
+		return "blackhole route (" + n + ")"
+	case unix.EHOSTUNREACH:
+		return "unreachable route (" + n + ")"
+	case unix.EACCES:
+		return "prohibit route (" + n + ")"
+	case unix.EAGAIN:
+		return "no route here, next rule (" + n + ")"
+	case unix.ENETUNREACH:
+		return "no route, network is unreachable (" + n + ")"
+	}
+	return "no route, " + ErrnoWords(ret)
+}
+
+// rpError names fib_validate_source's error by what it means.
+func rpError(ret int32) string {
+	e := unix.Errno(-ret)
+	switch e {
+	case unix.EXDEV:
+		return "the route back to the source leaves via another device (EXDEV)"
+	case unix.EINVAL:
+		return "no valid route back to the source (EINVAL)"
+	}
+	return ErrnoWords(ret)
+}
+
+// ICMPMTU is the next-hop MTU an ICMP "fragmentation needed" (type 3
+// code 4, RFC 1191: the low 16 bits of the word echo uses for id and seq)
+// or ICMPv6 "packet too big" (type 2, all 32 bits) carries.
+func ICMPMTU(r *Report) (uint32, bool) {
+	switch {
+	case r.Proto == "icmp" && r.ICMPType == 3 && r.ICMPCode == 4:
+		return uint32(r.ICMPSeq), true
+	case r.Proto == "icmp6" && r.ICMPType == 2:
+		return uint32(r.ICMPID)<<16 | uint32(r.ICMPSeq), true
+	}
+	return 0, false
+}

@@ -37,6 +37,9 @@ type Report struct {
 	TCPFlags  string    `json:"tcp_flags,omitempty"`
 	Len       uint32    `json:"len"`
 	Mark      uint32    `json:"mark"`
+	// TTL is the IPv4 TTL or IPv6 hop limit as the packet was seen; a
+	// cause that rests on it puts it in Evidence.
+	TTL uint8 `json:"-"`
 
 	Cause       string            `json:"cause"`
 	Explanation string            `json:"explanation"`

@@ -71,6 +71,10 @@ type Expect struct {
 	// Shadowed is a rule that looks like it should match but never does,
 	// because an earlier rule translated the packet first.
 	Shadowed string
+	// Facts are the deciding facts of the cause, as the scenario built
+	// them (the route's type and table, the MTU, the next hop), keyed
+	// by pktdrop's evidence names.
+	Facts map[string]string
 	// Path and ReplyPath list the devices and hooks crossed, for the
 	// trace scenarios; a "conntrack" step means the reply is translated
 	// by conntrack, not by a nat-table rule.
