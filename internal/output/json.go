@@ -24,7 +24,8 @@ var fastJSON = schemaMatches()
 // schema is every field of report.Report, report.Step and report.NAT as
 // "Type.Field json-tag kind", in order.
 var schema = []string{
-	"Report.Time time time.Time", "Report.Kind kind string", "Report.Reason reason string",
+	"Report.Time time time.Time", "Report.Kind kind string",
+	"Report.Benign benign,omitempty bool", "Report.BenignWhy benign_why,omitempty string", "Report.Reason reason string",
 	"Report.Location location string", "Report.Netns netns uint32", "Report.NetnsName netns_name string",
 	"Report.Pod pod,omitempty string", "Report.PodNS pod_namespace,omitempty string",
 	"Report.PodUID pod_uid,omitempty string", "Report.Iface iface string", "Report.Ifindex ifindex uint32", "Report.Family family string",
@@ -77,6 +78,13 @@ func appendReport(b []byte, r *report.Report) (_ []byte, ok bool) {
 	b = r.Time.AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","kind":`...)
 	b = appendJSONString(b, r.Kind)
+	if r.Benign {
+		b = append(b, `,"benign":true`...)
+	}
+	if r.BenignWhy != "" {
+		b = append(b, `,"benign_why":`...)
+		b = appendJSONString(b, r.BenignWhy)
+	}
 	b = append(b, `,"reason":`...)
 	b = appendJSONString(b, r.Reason)
 	b = append(b, `,"location":`...)

@@ -38,6 +38,11 @@ type Report struct {
 	Len       uint32    `json:"len"`
 	Mark      uint32    `json:"mark"`
 
+	// Benign: the kernel freed it after it arrived, or as housekeeping
+	// (internal/benign); BenignWhy is the fact that shows it.
+	Benign    bool   `json:"benign,omitempty"`
+	BenignWhy string `json:"benign_why,omitempty"`
+
 	Cause       string            `json:"cause"`
 	Explanation string            `json:"explanation"`
 	Hint        string            `json:"hint"`
