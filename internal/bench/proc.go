@@ -194,10 +194,10 @@ func (p *Proc) WaitIdle(max time.Duration) time.Duration {
 // Summary is pktdrop's own closing line: "N drops[, T traced packets], L
 // events lost (ring buffer full: R, undecodable: U)".
 type Summary struct {
-	Drops, Traced, Lost, Ringbuf, Undecodable uint64
+	Drops, Traced, Benign, Lost, Ringbuf, Undecodable uint64
 }
 
-var summaryRE = regexp.MustCompile(`(?m)^(\d+) drops(?:, (\d+) traced packets)?, (\d+) events lost \(ring buffer full: (\d+), undecodable: (\d+)\)`)
+var summaryRE = regexp.MustCompile(`(?m)^(\d+) drops(?:, (\d+) traced packets)?(?:, (\d+) benign frees \(not drops\))?, (\d+) events lost \(ring buffer full: (\d+), undecodable: (\d+)\)`)
 
 // Stop sends SIGINT, waits for the exit and parses the summary.
 func (p *Proc) Stop() (Summary, time.Duration, error) {
@@ -220,7 +220,7 @@ func (p *Proc) Stop() (Summary, time.Duration, error) {
 		return Summary{}, took, fmt.Errorf("no summary line in pktdrop's output:\n%s", out)
 	}
 	n := func(s string) uint64 { v, _ := strconv.ParseUint(s, 10, 64); return v }
-	return Summary{Drops: n(m[1]), Traced: n(m[2]), Lost: n(m[3]), Ringbuf: n(m[4]), Undecodable: n(m[5])}, took, nil
+	return Summary{Drops: n(m[1]), Traced: n(m[2]), Benign: n(m[3]), Lost: n(m[4]), Ringbuf: n(m[5]), Undecodable: n(m[6])}, took, nil
 }
 
 // Kill kills the process group and waits.

@@ -9,6 +9,7 @@ package benign
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -21,6 +22,8 @@ import (
 type Sockets interface {
 	// RawICMP says whether a raw socket of ICMP (v6: ICMPv6) is open.
 	RawICMP(netns uint32, v6 bool) (bool, error)
+	// Joined6 says whether device dev has joined IPv6 multicast group.
+	Joined6(netns uint32, dev string, group netip.Addr) (bool, error)
 	// TCPState is the state of the TCP socket with these local and remote
 	// addresses ("" when there is none).
 	TCPState(netns uint32, local, remote string, lport, rport uint16) (string, error)
@@ -78,6 +81,8 @@ func (c *Classifier) why(ev *event.Event, r *report.Report) string {
 		return c.echoReply(ev, r, fn)
 	case r.Proto == "tcp":
 		return c.tcp(ev, r, fn)
+	case fn == "ip6_mc_input" && (r.Reason == "" || r.Reason == "NOT_SPECIFIED"):
+		return c.notJoined(r)
 	}
 	return ""
 }
@@ -100,7 +105,7 @@ func (c *Classifier) purged(ev *event.Event, r *report.Report, fn string) string
 	if what == "" {
 		what = "freed by " + fn
 	}
-	return fmt.Sprintf("queued on a socket that closed (%s): it had reached its socket, the application did not read it", what)
+	return fmt.Sprintf("queued on a socket that closed (%s): it had reached its socket, closed before the application read it", what)
 }
 
 // echoFuncs free an echo reply that no ping socket claimed: ping_rcv with
@@ -142,6 +147,21 @@ func (c *Classifier) rawOpen(netns uint32, v6 bool) bool {
 		return true
 	}
 	return ok && now.Sub(seen) < rawMemory
+}
+
+// notJoined: ip6_mc_input frees a multicast packet that no group of the
+// receiving device wants (MLD reports to ff02::16 reach every host on the
+// link, only routers listen): it was never meant for this host.
+func (c *Classifier) notJoined(r *report.Report) string {
+	dst, err := netip.ParseAddr(r.Dst)
+	if err != nil || !dst.Is6() || !dst.IsMulticast() || r.Iface == "" {
+		return ""
+	}
+	joined, err := c.socks.Joined6(r.Netns, r.Iface, dst)
+	if err != nil || joined {
+		return ""
+	}
+	return fmt.Sprintf("multicast to %s, a group %s has not joined in netns %s: not meant for this host", dst, r.Iface, r.NetnsName)
 }
 
 // tcpFuncs free segments of an existing connection once TCP has taken

@@ -2,9 +2,11 @@ package benign
 
 import (
 	"bufio"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -64,6 +66,27 @@ func rawHas(path string, proto uint64) (bool, error) {
 		}
 	}
 	return false, sc.Err()
+}
+
+// Joined6 reads /proc/thread-self/net/igmp6 inside netns: one line per
+// device and group joined ("idx dev group-in-hex users flags timer").
+func (s NetnsSockets) Joined6(netns uint32, dev string, group netip.Addr) (bool, error) {
+	want := hex.EncodeToString(group.AsSlice())
+	var joined bool
+	err := s.NS.Do(netns, func() error {
+		b, err := os.ReadFile("/proc/thread-self/net/igmp6")
+		if err != nil {
+			return fmt.Errorf("read multicast groups: %w", err)
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			f := strings.Fields(l)
+			if len(f) >= 3 && f[1] == dev && f[2] == want {
+				joined = true
+			}
+		}
+		return nil
+	})
+	return joined, err
 }
 
 // TCPState asks sock_diag, inside netns, for the socket with these local

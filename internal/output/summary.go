@@ -65,7 +65,7 @@ func (s *Summary) Write(w io.Writer, lost Lost) error {
 		fmt.Fprintf(w, ", %d traced packets", s.Traces)
 	}
 	if s.Benign > 0 {
-		fmt.Fprintf(w, ", %d benign frees (not drops; --all shows them)", s.Benign)
+		fmt.Fprintf(w, ", %d benign frees (not drops)", s.Benign)
 	}
 	fmt.Fprintf(w, ", %d events lost (ring buffer full: %d, undecodable: %d)\n", lost.Ringbuf+lost.Decode, lost.Ringbuf, lost.Decode)
 	if len(keys) == 0 {
