@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,14 +44,19 @@ var (
 // and returns once F exists. Attach is measured from just before the
 // process is started.
 func StartPktdrop(bin, dir string, args ...string) (*Proc, error) {
-	ready := filepath.Join(dir, fmt.Sprintf("ready-%d", time.Now().UnixNano()))
 	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer devnull.Close()
+	return StartPktdropOut(bin, dir, devnull, args...)
+}
+
+// StartPktdropOut is StartPktdrop with stdout (the reports) to out.
+func StartPktdropOut(bin, dir string, out io.Writer, args ...string) (*Proc, error) {
+	ready := filepath.Join(dir, fmt.Sprintf("ready-%d", time.Now().UnixNano()))
 	p := &Proc{cmd: exec.Command(bin, append(args, "--ready-file", ready)...), done: make(chan struct{})}
-	p.cmd.Stdout = devnull
+	p.cmd.Stdout = out
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		return nil, err
@@ -191,8 +197,9 @@ func (p *Proc) WaitIdle(max time.Duration) time.Duration {
 	return time.Since(start)
 }
 
-// Summary is pktdrop's own closing line: "N drops[, T traced packets], L
-// events lost (ring buffer full: R, undecodable: U)".
+// Summary is pktdrop's own closing line: "N drops[, T traced packets][, B
+// benign frees (not drops)], L events lost (ring buffer full: R,
+// undecodable: U)".
 type Summary struct {
 	Drops, Traced, Benign, Lost, Ringbuf, Undecodable uint64
 }
