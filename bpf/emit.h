@@ -69,8 +69,17 @@ static __always_inline void copy_path(struct pd_event *ev, struct pd_track *tr)
 static __always_inline void skb_facts(struct pd_event *ev, struct sk_buff *skb, struct sock *rx_sk)
 {
 	__u8 facts = 0;
-	if (BPF_CORE_READ_BITFIELD_PROBED(skb, cloned))
+	if (BPF_CORE_READ_BITFIELD_PROBED(skb, cloned)) {
 		facts |= PD_FACT_CLONED;
+		/* skb_shinfo(skb)->dataref: its low 16 bits count the skbs
+		 * sharing the data (64-bit kernels keep end as an offset). */
+		unsigned char *head = BPF_CORE_READ(skb, head);
+		__u32 end = BPF_CORE_READ(skb, end);
+		struct skb_shared_info *sh = (struct skb_shared_info *)(head + end);
+		int dataref = BPF_CORE_READ(sh, dataref.counter);
+		if ((dataref & 0xffff) > 1)
+			facts |= PD_FACT_SHARED;
+	}
 	struct sock *sk = rx_sk;
 	if (sk)
 		facts |= PD_FACT_RX_SK;

@@ -34,6 +34,7 @@ enum pd_skb_fact {
 	PD_FACT_CLONED = 1, /* skb->cloned: a copy was made (a raw socket's, say) */
 	PD_FACT_RX_SK = 2,  /* sk_state is the receiving socket the kernel passed (kfree_skb's rx_sk) */
 	PD_FACT_SKB_SK = 4, /* sk_state is skb->sk's: the packet was owned by a socket */
+	PD_FACT_SHARED = 8, /* a clone still held the data at the free (a socket had queued its copy) */
 };
 
 /* Counters in the per-CPU array "counters". */

@@ -149,6 +149,7 @@ const (
 	PktdropPdSkbFactPD_FACT_CLONED PktdropPdSkbFact = 1
 	PktdropPdSkbFactPD_FACT_RX_SK  PktdropPdSkbFact = 2
 	PktdropPdSkbFactPD_FACT_SKB_SK PktdropPdSkbFact = 4
+	PktdropPdSkbFactPD_FACT_SHARED PktdropPdSkbFact = 8
 )
 
 type PktdropPdSnap uint32

@@ -124,6 +124,12 @@ func (c *Classifier) echoReply(ev *event.Event, r *report.Report, fn string) str
 	}
 	v6 := r.Proto == "icmp6"
 	if !c.rawOpen(r.Netns, v6) {
+		if ev.Facts&event.FactShared != 0 {
+			// ping -c 1 exits before anyone can look; but at the free
+			// its copy was still queued (raw delivery comes first).
+			return fmt.Sprintf("echo reply delivered: a socket still held its copy when %s freed the original that no ping socket wanted (raw %s sockets, such as ping's, get theirs first; none is open now)",
+				fn, strings.ToUpper(r.Proto))
+		}
 		return ""
 	}
 	return fmt.Sprintf("echo reply delivered to a raw %s socket in netns %s (ping); %s freed the original that no ping socket wanted",

@@ -26,6 +26,7 @@ const (
 	FactCloned = Facts(gen.PktdropPdSkbFactPD_FACT_CLONED) // a copy of the packet was made
 	FactRxSk   = Facts(gen.PktdropPdSkbFactPD_FACT_RX_SK)  // SkState is the receiving socket's
 	FactSkbSk  = Facts(gen.PktdropPdSkbFactPD_FACT_SKB_SK) // SkState is the owning socket's (skb->sk)
+	FactShared = Facts(gen.PktdropPdSkbFactPD_FACT_SHARED) // a copy still held the data at the free
 )
 
 // Tuple is a packet's addresses and ports as one probe saw them.
