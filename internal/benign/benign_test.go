@@ -73,7 +73,7 @@ func TestClassify(t *testing.T) {
 		{"echo reply on 5.10 (no reasons)", withRaw, cloned, echoReply("icmp", 0, "icmp_rcv+0x1f0", ""), true, "icmp_rcv"},
 		{"echo reply nobody copied", withRaw, none, echoReply("icmp", 0, "ping_rcv+0xab", "NO_SOCKET"), false, ""},
 		{"echo reply, raw socket closed since, copy held at the free", noRaw, &event.Event{Facts: event.FactCloned | event.FactShared},
-			echoReply("icmp", 0, "ping_rcv+0xab", "NO_SOCKET"), true, "a copy was still queued"},
+			echoReply("icmp", 0, "ping_rcv+0xab", "NO_SOCKET"), true, "still held its copy"},
 		{"echo reply, no raw socket", noRaw, cloned, echoReply("icmp", 0, "ping_rcv+0xab", "NO_SOCKET"), false, ""},
 		{"echo request is never an echo reply", withRaw, cloned, echoReply("icmp", 8, "ping_rcv+0xab", "NO_SOCKET"), false, ""},
 		{"echo reply dropped by netfilter", withRaw, cloned, echoReply("icmp", 0, "nft_do_chain+0x1", "NETFILTER_DROP"), false, ""},
