@@ -36,12 +36,12 @@ type Config struct {
 
 // Stats counts what was exchanged, every exchange checked end to end.
 type Stats struct {
-	PingRuns   int   // ping processes that got every reply
-	Short      int64 // short connections with a full request/response
-	KeepAlive  int64 // requests answered on the keep-alive connection
-	UDP        int64 // UDP requests answered
-	Failed     []string
-	failedMu   sync.Mutex
+	PingRuns  int   // ping processes that got every reply
+	Short     int64 // short connections with a full request/response
+	KeepAlive int64 // requests answered on the keep-alive connection
+	UDP       int64 // UDP requests answered
+	Failed    []string
+	failedMu  sync.Mutex
 }
 
 func (s *Stats) fail(format string, args ...any) {
