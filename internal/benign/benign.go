@@ -191,11 +191,15 @@ func (c *Classifier) tcp(ev *event.Event, r *report.Report, fn string) string {
 		}
 	}
 	if ev.Facts&event.FactRxSk != 0 && ev.SkState != 0 {
+		st := c.state(ev.SkState - 1)
+		if !connected[st] {
+			return "" // a listener, say: the ACK matched no connection
+		}
 		return fmt.Sprintf("segment of a connection whose socket is in %s: %s took its ACK/FIN and freed it (the kernel passed that socket)",
-			c.state(ev.SkState-1), fn)
+			st, fn)
 	}
 	st, err := c.socks.TCPState(r.Netns, r.Dst, r.Src, r.Dport, r.Sport)
-	if err == nil && st != "" && st != "LISTEN" {
+	if err == nil && connected[st] {
 		return fmt.Sprintf("segment of a connection whose socket is in %s in netns %s: %s took its ACK/FIN and freed it",
 			st, r.NetnsName, fn)
 	}
@@ -207,6 +211,12 @@ func (c *Classifier) tcp(ev *event.Event, r *report.Report, fn string) string {
 	}
 	return ""
 }
+
+// connected are the states of a socket that has a connection to take an
+// ACK or FIN (not LISTEN, SYN-SENT, NEW-SYN-RECV or CLOSE: an ACK there
+// matched no connection and the sender gets a reset).
+var connected = map[string]bool{"ESTABLISHED": true, "SYN-RECV": true, "FIN-WAIT1": true, "FIN-WAIT2": true,
+	"CLOSE-WAIT": true, "CLOSING": true, "LAST-ACK": true, "TIME-WAIT": true}
 
 func (c *Classifier) state(v uint8) string {
 	if c.states != nil {

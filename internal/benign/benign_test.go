@@ -33,7 +33,9 @@ func (f *fakeSockets) TCPState(_ uint32, local, remote string, lport, rport uint
 	return f.tcp[report.Tuple(local, lport)+"-"+report.Tuple(remote, rport)], nil
 }
 
-var states = func() map[uint8]string { return map[uint8]string{1: "ESTABLISHED", 6: "TIME-WAIT", 8: "CLOSE-WAIT"} }
+var states = func() map[uint8]string {
+	return map[uint8]string{1: "ESTABLISHED", 6: "TIME-WAIT", 7: "CLOSE", 8: "CLOSE-WAIT", 10: "LISTEN"}
+}
 
 func echoReply(proto string, typ uint8, loc, reason string) *report.Report {
 	return &report.Report{Kind: "drop", Proto: proto, ICMPType: typ, Location: loc, Reason: reason,
@@ -80,6 +82,8 @@ func TestClassify(t *testing.T) {
 		{"ACK in CLOSE_WAIT (rx_sk)", noRaw, rxCW, tcpSeg("tcp_rcv_state_process+0x1c1", "NOT_SPECIFIED", "ACK"), true, "CLOSE-WAIT"},
 		{"FIN to TIME_WAIT (rx_sk)", noRaw, rxTW, tcpSeg("tcp_v4_rcv+0x79", "NOT_SPECIFIED", "FIN,ACK"), true, "TIME-WAIT"},
 		{"FIN to TIME_WAIT (sock_diag, 5.10)", tw, none, tcpSeg("tcp_v4_rcv+0x79", "", "FIN,ACK"), true, "TIME-WAIT in netns b"},
+		{"ACK to a listener (rx_sk)", noRaw, &event.Event{Facts: event.FactRxSk, SkState: 10 + 1}, tcpSeg("tcp_v4_rcv+0x79", "NOT_SPECIFIED", "ACK"), false, ""},
+		{"state not named", noRaw, &event.Event{Facts: event.FactRxSk, SkState: 42 + 1}, tcpSeg("tcp_v4_rcv+0x79", "NOT_SPECIFIED", "ACK"), false, ""},
 		{"data to TIME_WAIT is lost", noRaw, rxTW, tcpSeg("tcp_v4_rcv+0x79", "NOT_SPECIFIED", "PSH,ACK"), false, ""},
 		{"SYN to a closed port", noRaw, none, tcpSeg("tcp_v4_rcv+0x79", "NO_SOCKET", "SYN"), false, ""},
 		{"SYN, 5.10", tw, none, tcpSeg("tcp_v4_rcv+0x79", "", "SYN"), false, ""},
