@@ -24,6 +24,8 @@ type Sockets interface {
 	RawICMP(netns uint32, v6 bool) (bool, error)
 	// Joined6 says whether device dev has joined IPv6 multicast group.
 	Joined6(netns uint32, dev string, group netip.Addr) (bool, error)
+	// Sysctl reads a sysctl ("net.ipv6.icmp.echo_ignore_all").
+	Sysctl(netns uint32, key string) (string, error)
 	// TCPState is the state of the TCP socket with these local and remote
 	// addresses ("" when there is none).
 	TCPState(netns uint32, local, remote string, lport, rport uint16) (string, error)
@@ -79,6 +81,8 @@ func (c *Classifier) why(ev *event.Event, r *report.Report) string {
 		return c.purged(ev, r, fn)
 	case r.Proto == "icmp" && r.ICMPType == 0, r.Proto == "icmp6" && r.ICMPType == 129:
 		return c.echoReply(ev, r, fn)
+	case r.Proto == "icmp6" && fn == "icmpv6_rcv" && r.Reason == "":
+		return c.icmp6Handled(r)
 	case r.Proto == "tcp":
 		return c.tcp(ev, r, fn)
 	case fn == "ip6_mc_input" && (r.Reason == "" || r.Reason == "NOT_SPECIFIED"):
@@ -154,6 +158,30 @@ func (c *Classifier) rawOpen(netns uint32, v6 bool) bool {
 	}
 	return ok && now.Sub(seen) < rawMemory
 }
+
+// icmp6Handled: before drop reasons (5.17), icmpv6_rcv ends the messages
+// it handled in full with kfree_skb, not consume_skb ("preserve the status
+// quo", says the kernel): echo requests it answered, neighbour discovery
+// and MLD. Echo requests count only when this netns answers them.
+func (c *Classifier) icmp6Handled(r *report.Report) string {
+	what, ok := icmp6Handled[r.ICMPType]
+	if !ok {
+		return ""
+	}
+	if r.ICMPType == 128 {
+		v, err := c.socks.Sysctl(r.Netns, "net.ipv6.icmp.echo_ignore_all")
+		if err != nil || strings.TrimSpace(v) != "0" {
+			return ""
+		}
+		what += " (answered: net.ipv6.icmp.echo_ignore_all=0)"
+	}
+	return fmt.Sprintf("%s handled by icmpv6_rcv, which before drop reasons (5.17) frees every message it handled with kfree_skb", what)
+}
+
+// icmp6Handled are the ICMPv6 types icmpv6_rcv handles in full.
+var icmp6Handled = map[uint8]string{128: "echo request", 130: "MLD query", 131: "MLD report", 132: "MLD done",
+	143: "MLDv2 report", 133: "router solicitation", 134: "router advertisement", 135: "neighbour solicitation",
+	136: "neighbour advertisement", 137: "redirect"}
 
 // notJoined: ip6_mc_input frees a multicast packet that no group of the
 // receiving device wants (MLD reports to ff02::16 reach every host on the

@@ -15,6 +15,7 @@ type fakeSockets struct {
 	raw    map[bool]bool     // v6 → a raw ICMP socket is open
 	tcp    map[string]string // "local:lport-remote:rport" → state
 	groups map[string]bool   // "dev group" joined
+	sysctl map[string]string
 	calls  int
 }
 
@@ -26,6 +27,14 @@ func (f *fakeSockets) RawICMP(_ uint32, v6 bool) (bool, error) {
 func (f *fakeSockets) Joined6(_ uint32, dev string, group netip.Addr) (bool, error) {
 	f.calls++
 	return f.groups[dev+" "+group.String()], nil
+}
+
+func (f *fakeSockets) Sysctl(_ uint32, key string) (string, error) {
+	f.calls++
+	if v, ok := f.sysctl[key]; ok {
+		return v, nil
+	}
+	return "0", nil
 }
 
 func (f *fakeSockets) TCPState(_ uint32, local, remote string, lport, rport uint16) (string, error) {
@@ -50,6 +59,11 @@ func tcpSeg(loc, reason, flags string) *report.Report {
 func mld(dst string) *report.Report {
 	return &report.Report{Kind: "drop", Proto: "0", Location: "ip6_mc_input+0x15e", Reason: "NOT_SPECIFIED",
 		Src: "fe80::1", Dst: dst, Iface: "eth0", NetnsName: "a"}
+}
+
+func icmp6(typ uint8, reason string) *report.Report {
+	return &report.Report{Kind: "drop", Proto: "icmp6", ICMPType: typ, Location: "icmpv6_rcv+0x1e3", Reason: reason,
+		Src: "fd00::1", Dst: "fd00::2", NetnsName: "b"}
 }
 
 func TestClassify(t *testing.T) {
@@ -97,6 +111,11 @@ func TestClassify(t *testing.T) {
 		{"MLD report to routers, not joined", noRaw, none, mld("ff02::16"), true, "ff02::16, a group eth0 has not joined"},
 		{"multicast to a joined group", &fakeSockets{groups: map[string]bool{"eth0 ff02::1": true}}, none, mld("ff02::1"), false, ""},
 		{"unicast freed in ip6_mc_input", noRaw, none, mld("fd00::1"), false, ""},
+		{"5.10: echo request answered", noRaw, none, icmp6(128, ""), true, "echo_ignore_all=0"},
+		{"5.10: echo request ignored", &fakeSockets{sysctl: map[string]string{"net.ipv6.icmp.echo_ignore_all": "1"}}, none, icmp6(128, ""), false, ""},
+		{"5.10: neighbour solicitation", noRaw, none, icmp6(135, ""), true, "neighbour solicitation handled"},
+		{"5.10: destination unreachable", noRaw, none, icmp6(1, ""), false, ""},
+		{"kernel with reasons: icmpv6_rcv free is a drop", noRaw, none, icmp6(135, "IPV6_NDISC_BAD_OPTIONS"), false, ""},
 		{"UDP to a closed port", withRaw, cloned, &report.Report{Kind: "drop", Proto: "udp", Reason: "NO_SOCKET", Location: "__udp4_lib_rcv+0x4bc", Dport: 31337}, false, ""},
 	}
 	for _, tc := range cases {

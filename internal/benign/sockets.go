@@ -14,9 +14,16 @@ import (
 	"github.com/vishvananda/netlink"
 )
 
-// Doer runs a function inside a network namespace (netns.Resolver.Do).
+// Doer runs a function inside a network namespace and reads its sysctls
+// (netns.Resolver).
 type Doer interface {
 	Do(inode uint32, fn func() error) error
+	Sysctl(inode uint32, key string) (string, error)
+}
+
+// Sysctl reads key in netns.
+func (s NetnsSockets) Sysctl(netns uint32, key string) (string, error) {
+	return s.NS.Sysctl(netns, key)
 }
 
 // NetnsSockets reads sockets inside each namespace: /proc/net/raw for raw
