@@ -65,9 +65,34 @@ static __always_inline void copy_path(struct pd_event *ev, struct pd_track *tr)
 	ev->nsteps = cnt;
 }
 
+/* What tells a benign free from a drop, read while it is still true. */
+static __always_inline void skb_facts(struct pd_event *ev, struct sk_buff *skb, struct sock *rx_sk)
+{
+	__u8 facts = 0;
+	if (BPF_CORE_READ_BITFIELD_PROBED(skb, cloned)) {
+		facts |= PD_FACT_CLONED;
+		/* skb_shinfo(skb)->dataref: its low 16 bits count the skbs
+		 * sharing the data (64-bit kernels keep end as an offset). */
+		unsigned char *head = BPF_CORE_READ(skb, head);
+		__u32 end = BPF_CORE_READ(skb, end);
+		struct skb_shared_info *sh = (struct skb_shared_info *)(head + end);
+		int dataref = BPF_CORE_READ(sh, dataref.counter);
+		if ((dataref & 0xffff) > 1)
+			facts |= PD_FACT_SHARED;
+	}
+	struct sock *sk = rx_sk;
+	if (sk)
+		facts |= PD_FACT_RX_SK;
+	else if ((sk = BPF_CORE_READ(skb, sk)))
+		facts |= PD_FACT_SKB_SK;
+	ev->sk_state = sk ? BPF_CORE_READ(sk, __sk_common.skc_state) + 1 : 0;
+	ev->facts = facts;
+}
+
 /* The end of a packet: report it if it is a drop that passes the filters,
  * or a consumed packet that was followed (trace). Always forgets the skb. */
-static __always_inline void on_free(struct sk_buff *skb, __u64 location, __u32 reason, __u8 kind, const bool btf)
+static __always_inline void on_free(struct sk_buff *skb, __u64 location, __u32 reason, __u8 kind, struct sock *rx_sk,
+				    const bool btf)
 {
 	__u64 key = (__u64)skb;
 	bool any = cfg_path && following_any();
@@ -122,7 +147,11 @@ static __always_inline void on_free(struct sk_buff *skb, __u64 location, __u32 r
 		__builtin_memcpy(ev->nf_chain, tr->nf_chain, sizeof(ev->nf_chain));
 		copy_path(ev, tr);
 	}
+	ev->sk_state = 0;
+	ev->facts = 0;
+	ev->_pad = 0;
 	if (kind == PD_KIND_DROP) {
+		skb_facts(ev, skb, rx_sk);
 		nft_chain_names(key, ev->nf_table, ev->nf_chain);
 		count(PD_CNT_DROPS_SEEN);
 	}

@@ -29,6 +29,14 @@ enum pd_point {
 	PD_POINT_CONSUME = 12,      /* consume_skb */
 };
 
+/* What the free saw of the packet's socket and copies (pd_event.facts). */
+enum pd_skb_fact {
+	PD_FACT_CLONED = 1, /* skb->cloned: a copy was made (a raw socket's, say) */
+	PD_FACT_RX_SK = 2,  /* sk_state is the receiving socket the kernel passed (kfree_skb's rx_sk) */
+	PD_FACT_SKB_SK = 4, /* sk_state is skb->sk's: the packet was owned by a socket */
+	PD_FACT_SHARED = 8, /* a clone still held the data at the free (a socket had queued its copy) */
+};
+
 /* Counters in the per-CPU array "counters". */
 enum pd_counter {
 	PD_CNT_EVENTS = 0,      /* events written to the ring buffer */
@@ -84,6 +92,13 @@ struct pd_event {
 	__u8 nsteps;    /* valid entries in path, oldest first */
 	__u8 steps_lost;/* older steps overwritten because path was full */
 	__u8 ctinfo;
+	/* Facts that tell a benign free from a drop (drops only): the TCP
+	 * state + 1 of the socket that held the packet (0 = none known), and
+	 * enum pd_skb_fact bits. Read here, at the free: a socket may be gone
+	 * by the time userspace could ask. */
+	__u8 sk_state;
+	__u8 facts;
+	__u16 _pad;
 	char ifname[PD_IFNAMSIZ];
 	/* Table and base chain whose hook function returned NF_DROP, where
 	 * nft_do_chain / ipt_do_table can be probed (fexit). */

@@ -22,29 +22,40 @@ const enum pd_point *unused_point __attribute__((unused));
 const enum pd_kind *unused_kind __attribute__((unused));
 const enum pd_counter *unused_counter __attribute__((unused));
 const enum pd_snap *unused_snap __attribute__((unused));
+const enum pd_skb_fact *unused_fact __attribute__((unused));
 
 #define PD_NF_ACCEPT 1
 #define PD_VERDICT_PENDING 0x7fffffff
 
 /* ---- the drop and the normal end of a packet ---- */
 
-static __always_inline void on_kfree(struct sk_buff *skb, __u64 location, __u32 reason, const bool btf)
+static __always_inline void on_kfree(struct sk_buff *skb, __u64 location, __u32 reason, struct sock *rx_sk,
+				     const bool btf)
 {
 	if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_CONSUMED) &&
 	    reason == bpf_core_enum_value(enum skb_drop_reason, SKB_CONSUMED)) {
-		on_free(skb, location, reason, PD_KIND_TRACE, btf);
+		on_free(skb, location, reason, PD_KIND_TRACE, NULL, btf);
 		return;
 	}
 	if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_NOT_DROPPED_YET) &&
 	    reason == bpf_core_enum_value(enum skb_drop_reason, SKB_NOT_DROPPED_YET))
 		return;
-	on_free(skb, location, reason, PD_KIND_DROP, btf);
+	on_free(skb, location, reason, PD_KIND_DROP, rx_sk, btf);
+}
+
+/* Kernels since 6.11 pass the socket that received the packet, when
+ * there was one: its state tells TCP's housekeeping frees from drops. */
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(tpb_kfree_skb_sk, struct sk_buff *skb, void *location, enum skb_drop_reason reason, struct sock *rx_sk)
+{
+	on_kfree(skb, (__u64)location, reason, rx_sk, true);
+	return 0;
 }
 
 SEC("tp_btf/kfree_skb")
 int BPF_PROG(tpb_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
 {
-	on_kfree(skb, (__u64)location, reason, true);
+	on_kfree(skb, (__u64)location, reason, NULL, true);
 	return 0;
 }
 
@@ -52,7 +63,7 @@ int BPF_PROG(tpb_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_r
 SEC("tp_btf/kfree_skb")
 int BPF_PROG(tpb_kfree_skb_noreason, struct sk_buff *skb, void *location)
 {
-	on_free(skb, (__u64)location, 0, PD_KIND_DROP, true);
+	on_free(skb, (__u64)location, 0, PD_KIND_DROP, NULL, true);
 	return 0;
 }
 
@@ -67,21 +78,21 @@ int tp_kfree_skb(struct trace_event_raw_kfree_skb *ctx)
 	__u32 reason = 0;
 	if (bpf_core_field_exists(ctx->reason))
 		reason = BPF_CORE_READ(ctx, reason);
-	on_kfree((struct sk_buff *)BPF_CORE_READ(ctx, skbaddr), (__u64)BPF_CORE_READ(ctx, location), reason, false);
+	on_kfree((struct sk_buff *)BPF_CORE_READ(ctx, skbaddr), (__u64)BPF_CORE_READ(ctx, location), reason, NULL, false);
 	return PD_TP_PASS;
 }
 
 SEC("tp_btf/consume_skb")
 int BPF_PROG(tpb_consume_skb, struct sk_buff *skb)
 {
-	on_free(skb, 0, 0, PD_KIND_TRACE, true);
+	on_free(skb, 0, 0, PD_KIND_TRACE, NULL, true);
 	return 0;
 }
 
 SEC("tracepoint/skb/consume_skb")
 int tp_consume_skb(struct trace_event_raw_consume_skb *ctx)
 {
-	on_free((struct sk_buff *)BPF_CORE_READ(ctx, skbaddr), 0, 0, PD_KIND_TRACE, false);
+	on_free((struct sk_buff *)BPF_CORE_READ(ctx, skbaddr), 0, 0, PD_KIND_TRACE, NULL, false);
 	return PD_TP_PASS;
 }
 

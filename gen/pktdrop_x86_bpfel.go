@@ -46,6 +46,9 @@ type PktdropPdEvent struct {
 	Nsteps    uint8
 	StepsLost uint8
 	Ctinfo    uint8
+	SkState   uint8
+	Facts     uint8
+	Pad       uint16
 	Ifname    [16]int8
 	NfTable   [32]int8
 	NfChain   [32]int8
@@ -54,7 +57,6 @@ type PktdropPdEvent struct {
 	Caplen    uint16
 	CapMac    uint8
 	CapPad    uint8
-	_         [4]byte
 	Path      [32]PktdropPdStep
 }
 
@@ -139,6 +141,15 @@ const (
 	PktdropPdPointPD_POINT_DEV_XMIT      PktdropPdPoint = 10
 	PktdropPdPointPD_POINT_DROP          PktdropPdPoint = 11
 	PktdropPdPointPD_POINT_CONSUME       PktdropPdPoint = 12
+)
+
+type PktdropPdSkbFact uint32
+
+const (
+	PktdropPdSkbFactPD_FACT_CLONED PktdropPdSkbFact = 1
+	PktdropPdSkbFactPD_FACT_RX_SK  PktdropPdSkbFact = 2
+	PktdropPdSkbFactPD_FACT_SKB_SK PktdropPdSkbFact = 4
+	PktdropPdSkbFactPD_FACT_SHARED PktdropPdSkbFact = 8
 )
 
 type PktdropPdSnap uint32
@@ -244,6 +255,7 @@ const (
 	PktdropProgTpbFibTableLookup          = "tpb_fib_table_lookup"
 	PktdropProgTpbKfreeSkb                = "tpb_kfree_skb"
 	PktdropProgTpbKfreeSkbNoreason        = "tpb_kfree_skb_noreason"
+	PktdropProgTpbKfreeSkbSk              = "tpb_kfree_skb_sk"
 	PktdropProgTpbNetDevQueue             = "tpb_net_dev_queue"
 	PktdropProgTpbNetDevStartXmit         = "tpb_net_dev_start_xmit"
 	PktdropProgTpbNetifReceiveSkb         = "tpb_netif_receive_skb"
@@ -282,6 +294,7 @@ const (
 	PktdropVarUnusedCounter               = "unused_counter"
 	PktdropVarUnusedEvent                 = "unused_event"
 	PktdropVarUnusedExprOp                = "unused_expr_op"
+	PktdropVarUnusedFact                  = "unused_fact"
 	PktdropVarUnusedKind                  = "unused_kind"
 	PktdropVarUnusedPoint                 = "unused_point"
 	PktdropVarUnusedSnap                  = "unused_snap"
@@ -368,6 +381,7 @@ type PktdropProgramSpecs struct {
 	TpbFibTableLookup          *ebpf.ProgramSpec `ebpf:"tpb_fib_table_lookup"`
 	TpbKfreeSkb                *ebpf.ProgramSpec `ebpf:"tpb_kfree_skb"`
 	TpbKfreeSkbNoreason        *ebpf.ProgramSpec `ebpf:"tpb_kfree_skb_noreason"`
+	TpbKfreeSkbSk              *ebpf.ProgramSpec `ebpf:"tpb_kfree_skb_sk"`
 	TpbNetDevQueue             *ebpf.ProgramSpec `ebpf:"tpb_net_dev_queue"`
 	TpbNetDevStartXmit         *ebpf.ProgramSpec `ebpf:"tpb_net_dev_start_xmit"`
 	TpbNetifReceiveSkb         *ebpf.ProgramSpec `ebpf:"tpb_netif_receive_skb"`
@@ -428,6 +442,7 @@ type PktdropVariableSpecs struct {
 	UnusedCounter   *ebpf.VariableSpec `ebpf:"unused_counter"`
 	UnusedEvent     *ebpf.VariableSpec `ebpf:"unused_event"`
 	UnusedExprOp    *ebpf.VariableSpec `ebpf:"unused_expr_op"`
+	UnusedFact      *ebpf.VariableSpec `ebpf:"unused_fact"`
 	UnusedKind      *ebpf.VariableSpec `ebpf:"unused_kind"`
 	UnusedPoint     *ebpf.VariableSpec `ebpf:"unused_point"`
 	UnusedSnap      *ebpf.VariableSpec `ebpf:"unused_snap"`
@@ -519,6 +534,7 @@ type PktdropVariables struct {
 	UnusedCounter   *ebpf.Variable `ebpf:"unused_counter"`
 	UnusedEvent     *ebpf.Variable `ebpf:"unused_event"`
 	UnusedExprOp    *ebpf.Variable `ebpf:"unused_expr_op"`
+	UnusedFact      *ebpf.Variable `ebpf:"unused_fact"`
 	UnusedKind      *ebpf.Variable `ebpf:"unused_kind"`
 	UnusedPoint     *ebpf.Variable `ebpf:"unused_point"`
 	UnusedSnap      *ebpf.Variable `ebpf:"unused_snap"`
@@ -567,6 +583,7 @@ type PktdropPrograms struct {
 	TpbFibTableLookup          *ebpf.Program `ebpf:"tpb_fib_table_lookup"`
 	TpbKfreeSkb                *ebpf.Program `ebpf:"tpb_kfree_skb"`
 	TpbKfreeSkbNoreason        *ebpf.Program `ebpf:"tpb_kfree_skb_noreason"`
+	TpbKfreeSkbSk              *ebpf.Program `ebpf:"tpb_kfree_skb_sk"`
 	TpbNetDevQueue             *ebpf.Program `ebpf:"tpb_net_dev_queue"`
 	TpbNetDevStartXmit         *ebpf.Program `ebpf:"tpb_net_dev_start_xmit"`
 	TpbNetifReceiveSkb         *ebpf.Program `ebpf:"tpb_netif_receive_skb"`
@@ -613,6 +630,7 @@ func (p *PktdropPrograms) Close() error {
 		p.TpbFibTableLookup,
 		p.TpbKfreeSkb,
 		p.TpbKfreeSkbNoreason,
+		p.TpbKfreeSkbSk,
 		p.TpbNetDevQueue,
 		p.TpbNetDevStartXmit,
 		p.TpbNetifReceiveSkb,

@@ -98,7 +98,7 @@ func TestLeavesNothingBehind(t *testing.T) {
 
 // summaryLine is the first line of the summary ("3 drops, 0 events lost
 // (ring buffer full: 0, undecodable: 0)", with traced packets in between).
-var summaryLine = regexp.MustCompile(`(?m)^(\d+) drops, (?:\d+ traced packets, )?\d+ events lost \(ring buffer full: \d+, undecodable: \d+\)$`)
+var summaryLine = regexp.MustCompile(`(?m)^(\d+) drops, (?:\d+ traced packets, )?(?:\d+ benign frees \(not drops\), )?\d+ events lost \(ring buffer full: \d+, undecodable: \d+\)$`)
 
 // dropLine is the first line of a dropped packet's text block.
 var dropLine = regexp.MustCompile(`(?m)^\d\d:\d\d:\d\d\.\d+ DROP `)

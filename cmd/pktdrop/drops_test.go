@@ -301,7 +301,7 @@ func TestFallbackTracepoint(t *testing.T) {
 	res := watchReady(t, s.Trigger, 1, func(p *proc) {
 		// The forced mechanism must really be the one attached.
 		names := progNames(t, bpfIDs(t, p.cmd.Process.Pid, "prog_id"))
-		if !names["tp_kfree_skb"] || names["tpb_kfree_skb"] || names["tpb_kfree_skb_n"] {
+		if !names["tp_kfree_skb"] || names["tpb_kfree_skb"] || names["tpb_kfree_skb_n"] || names["tpb_kfree_skb_s"] {
 			t.Errorf("kfree_skb=tracepoint: programs attached are %v, want tp_kfree_skb and no tp_btf one", keys(names))
 		}
 	}, args...)

@@ -28,8 +28,9 @@ type Config struct {
 	Senders    int           // sender sockets/goroutines in the storm
 	Soak       time.Duration // soak mode when > 0
 	SoakSample time.Duration
+	Healthy    time.Duration // healthy traffic per false-drops run
 	Budget     time.Duration // hard bound on the whole run
-	Phases     string        // comma-separated subset of attach,overhead,storm (for iterating)
+	Phases     string        // comma-separated subset of attach,overhead,falsedrops,cost,storm (for iterating)
 }
 
 // Default is the `make bench` configuration.
@@ -44,6 +45,7 @@ func Default() Config {
 		Rate:       300000,
 		Senders:    runtime.NumCPU(), // the storm may use the whole machine
 		SoakSample: 10 * time.Second,
+		Healthy:    10 * time.Second,
 		Budget:     5 * time.Minute,
 	}
 }
@@ -166,6 +168,8 @@ type result struct {
 	lost           int64
 	rssMiB         float64
 	attachMs       float64
+	falseDrops     uint64 // drops reported during healthy traffic
+	benign         uint64 // benign frees of the same traffic with --all
 	notes          []string
 }
 
@@ -189,6 +193,11 @@ func (b *Bench) bench(ctx context.Context) error {
 	}
 	if on("overhead") {
 		if err := b.overhead(ctx, &r); err != nil {
+			return err
+		}
+	}
+	if on("falsedrops") {
+		if err := b.falseDrops(ctx, &r); err != nil {
 			return err
 		}
 	}
@@ -220,12 +229,13 @@ func (b *Bench) bench(ctx context.Context) error {
 	miss(r.lost <= targetLost, fmt.Sprintf("lost %d > %d", r.lost, targetLost))
 	miss(r.rssMiB <= targetRSSMiB, fmt.Sprintf("rss_mib %.0f > %d", r.rssMiB, targetRSSMiB))
 	miss(r.attachMs <= targetAttach, fmt.Sprintf("attach_ms %.0f > %d", r.attachMs, targetAttach))
+	miss(r.falseDrops == 0, fmt.Sprintf("false_drops %d > 0", r.falseDrops))
 	for _, n := range r.notes {
 		b.printf("note: %s\n", n)
 	}
 	miss(r.expr >= r.nomatch-targetExprGap, fmt.Sprintf("overhead_expr %.3f more than %.2f below overhead_nomatch %.3f", r.expr, targetExprGap, r.nomatch))
-	b.printf("bench: overhead_nomatch=%.3f overhead_match=%.3f overhead_expr=%.3f events_per_s=%.0f lost=%d rss_mib=%.0f attach_ms=%.0f\n",
-		r.nomatch, r.match, r.expr, r.events, r.lost, math.Ceil(r.rssMiB), r.attachMs)
+	b.printf("bench: overhead_nomatch=%.3f overhead_match=%.3f overhead_expr=%.3f events_per_s=%.0f lost=%d rss_mib=%.0f attach_ms=%.0f false_drops=%d benign=%d\n",
+		r.nomatch, r.match, r.expr, r.events, r.lost, math.Ceil(r.rssMiB), r.attachMs, r.falseDrops, r.benign)
 	return nil
 }
 

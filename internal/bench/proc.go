@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,14 +44,19 @@ var (
 // and returns once F exists. Attach is measured from just before the
 // process is started.
 func StartPktdrop(bin, dir string, args ...string) (*Proc, error) {
-	ready := filepath.Join(dir, fmt.Sprintf("ready-%d", time.Now().UnixNano()))
 	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer devnull.Close()
+	return StartPktdropOut(bin, dir, devnull, args...)
+}
+
+// StartPktdropOut is StartPktdrop with stdout (the reports) to out.
+func StartPktdropOut(bin, dir string, out io.Writer, args ...string) (*Proc, error) {
+	ready := filepath.Join(dir, fmt.Sprintf("ready-%d", time.Now().UnixNano()))
 	p := &Proc{cmd: exec.Command(bin, append(args, "--ready-file", ready)...), done: make(chan struct{})}
-	p.cmd.Stdout = devnull
+	p.cmd.Stdout = out
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		return nil, err
@@ -191,13 +197,14 @@ func (p *Proc) WaitIdle(max time.Duration) time.Duration {
 	return time.Since(start)
 }
 
-// Summary is pktdrop's own closing line: "N drops[, T traced packets], L
-// events lost (ring buffer full: R, undecodable: U)".
+// Summary is pktdrop's own closing line: "N drops[, T traced packets][, B
+// benign frees (not drops)], L events lost (ring buffer full: R,
+// undecodable: U)".
 type Summary struct {
-	Drops, Traced, Lost, Ringbuf, Undecodable uint64
+	Drops, Traced, Benign, Lost, Ringbuf, Undecodable uint64
 }
 
-var summaryRE = regexp.MustCompile(`(?m)^(\d+) drops(?:, (\d+) traced packets)?, (\d+) events lost \(ring buffer full: (\d+), undecodable: (\d+)\)`)
+var summaryRE = regexp.MustCompile(`(?m)^(\d+) drops(?:, (\d+) traced packets)?(?:, (\d+) benign frees \(not drops\))?, (\d+) events lost \(ring buffer full: (\d+), undecodable: (\d+)\)`)
 
 // Stop sends SIGINT, waits for the exit and parses the summary.
 func (p *Proc) Stop() (Summary, time.Duration, error) {
@@ -220,7 +227,7 @@ func (p *Proc) Stop() (Summary, time.Duration, error) {
 		return Summary{}, took, fmt.Errorf("no summary line in pktdrop's output:\n%s", out)
 	}
 	n := func(s string) uint64 { v, _ := strconv.ParseUint(s, 10, 64); return v }
-	return Summary{Drops: n(m[1]), Traced: n(m[2]), Lost: n(m[3]), Ringbuf: n(m[4]), Undecodable: n(m[5])}, took, nil
+	return Summary{Drops: n(m[1]), Traced: n(m[2]), Benign: n(m[3]), Lost: n(m[4]), Ringbuf: n(m[5]), Undecodable: n(m[6])}, took, nil
 }
 
 // Kill kills the process group and waits.

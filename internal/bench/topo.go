@@ -29,6 +29,8 @@ import (
 const (
 	addrA     = "10.213.77.1"
 	addrB     = "10.213.77.2"
+	addrA6    = "fd13:77::1" // the false-drops traffic pings over IPv6 too
+	addrB6    = "fd13:77::2"
 	tcpPort   = 5201
 	stormPort = 9999
 	// nomatchHost is in TEST-NET-1: no packet of the benchmark carries it.
@@ -79,6 +81,8 @@ func NewTopo() (*Topo, error) {
 		{"ip", "-n", t.A, "link", "add", "pdb0", "type", "veth", "peer", "name", "pdb1", "netns", t.B},
 		{"ip", "-n", t.A, "addr", "add", addrA + "/30", "dev", "pdb0"},
 		{"ip", "-n", t.B, "addr", "add", addrB + "/30", "dev", "pdb1"},
+		{"ip", "-n", t.A, "addr", "add", addrA6 + "/64", "dev", "pdb0", "nodad"},
+		{"ip", "-n", t.B, "addr", "add", addrB6 + "/64", "dev", "pdb1", "nodad"},
 		{"ip", "-n", t.A, "link", "set", "pdb0", "up"},
 		{"ip", "-n", t.B, "link", "set", "pdb1", "up"},
 	}

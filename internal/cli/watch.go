@@ -100,6 +100,7 @@ func addSessionFlags(fs *pflag.FlagSet, o *session.Options, force *[]string) {
 	fs.Uint32Var(&o.RingBufSize, "ringbuf-size", 8<<20, "event ring buffer size in bytes (power of two)")
 	fs.BoolVar(&o.Rules, "rules", false, "name the nftables/iptables-nft rule or chain policy that dropped or translated "+
 		"the packet (installs a temporary nftables trace table, removed on exit even after SIGKILL)")
+	fs.BoolVar(&o.All, "all", false, "also report benign frees (packets the kernel freed after they arrived, such as echo replies ping already got), labelled benign")
 	fs.BoolVar(&o.NoPath, "no-path", false, "do not follow packets through the stack (drops only, cheapest)")
 	fs.StringVarP(&o.Pcap, "pcap", "w", "", "also write each reported packet, with its report as comments, to this pcapng file (- for stdout: reports then go to stderr)")
 	fs.IntVar(&o.Snaplen, "snaplen", 256, "bytes of each packet to write with --pcap, from its MAC (else IP) header")

@@ -19,6 +19,16 @@ const (
 	KindTrace = Kind(gen.PktdropPdKindPD_KIND_TRACE)
 )
 
+// Facts is what the free saw of the packet's socket and copies.
+type Facts uint8
+
+const (
+	FactCloned = Facts(gen.PktdropPdSkbFactPD_FACT_CLONED) // a copy of the packet was made
+	FactRxSk   = Facts(gen.PktdropPdSkbFactPD_FACT_RX_SK)  // SkState is the receiving socket's
+	FactSkbSk  = Facts(gen.PktdropPdSkbFactPD_FACT_SKB_SK) // SkState is the owning socket's (skb->sk)
+	FactShared = Facts(gen.PktdropPdSkbFactPD_FACT_SHARED) // a copy still held the data at the free
+)
+
 // Tuple is a packet's addresses and ports as one probe saw them.
 type Tuple struct {
 	Family   uint8 // 4 or 6; 0 when the headers could not be read
@@ -66,6 +76,8 @@ type Event struct {
 	Len       uint32
 	CPU       uint32
 	CtInfo    uint8
+	SkState   uint8 // TCP state + 1 of the socket that held it; 0 = none known
+	Facts     Facts
 	Tuple     Tuple
 	Path      []Step
 	StepsLost uint8
@@ -117,6 +129,8 @@ func Decode(raw []byte, ev *Event) error {
 		Len:       r.Len,
 		CPU:       r.Cpu,
 		CtInfo:    r.Ctinfo,
+		SkState:   r.SkState,
+		Facts:     Facts(r.Facts),
 		Tuple:     tuple(&r.T),
 		StepsLost: r.StepsLost,
 		Path:      ev.Path[:0],
@@ -143,6 +157,7 @@ func Encode(ev *Event) []byte {
 	putString(r.NfChain[:], ev.NFChain)
 	r.T = rawTuple(ev.Tuple)
 	r.StepsLost = ev.StepsLost
+	r.SkState, r.Facts = ev.SkState, uint8(ev.Facts)
 	n := min(len(ev.Path), maxSteps)
 	r.Nsteps = uint8(n)
 	for i := 0; i < n; i++ {

@@ -222,6 +222,7 @@ func ignored(raw []byte) []bool {
 			set(off+i, n-i)
 		}
 	}
+	set(int(unsafe.Offsetof(e.Pad)), int(unsafe.Sizeof(e.Pad)))
 	tOff := int(unsafe.Offsetof(e.T))
 	tuple(tOff)
 	tEnd := tOff + int(unsafe.Sizeof(e.T))

@@ -18,6 +18,8 @@ type Names struct {
 	// reply direction.
 	CtInfo map[uint8]string
 	Reply  map[uint8]bool
+	// TCPState maps socket states (TCP_ESTABLISHED ...) to ss(8)'s names.
+	TCPState map[uint8]string
 }
 
 var hookNames = map[string]string{
@@ -47,7 +49,8 @@ func Load() (*Names, error) {
 
 // FromSpec reads the enums from spec.
 func FromSpec(spec *btf.Spec) (*Names, error) {
-	n := &Names{Hook: map[uint8]string{}, Family: map[uint8]string{}, CtInfo: map[uint8]string{}, Reply: map[uint8]bool{}}
+	n := &Names{Hook: map[uint8]string{}, Family: map[uint8]string{}, CtInfo: map[uint8]string{}, Reply: map[uint8]bool{},
+		TCPState: map[uint8]string{}}
 	err := eachValue(spec, "NF_INET_PRE_ROUTING", func(name string, v uint64) {
 		if h, ok := hookNames[name]; ok {
 			n.Hook[uint8(v)] = h
@@ -68,6 +71,11 @@ func FromSpec(spec *btf.Spec) (*Names, error) {
 		if c, ok := ctNames[name]; ok {
 			n.CtInfo[uint8(v)] = c
 			n.Reply[uint8(v)] = strings.HasSuffix(name, "_REPLY")
+		}
+	})
+	_ = eachValue(spec, "TCP_ESTABLISHED", func(name string, v uint64) {
+		if st, ok := strings.CutPrefix(name, "TCP_"); ok && v < 256 {
+			n.TCPState[uint8(v)] = strings.ReplaceAll(st, "_", "-")
 		}
 	})
 	return n, nil

@@ -31,7 +31,8 @@ var schema = []string{
 	"Report.Proto proto string", "Report.Src src string", "Report.Dst dst string", "Report.Sport sport uint16",
 	"Report.Dport dport uint16", "Report.ICMPType icmp_type uint8", "Report.ICMPCode icmp_code uint8",
 	"Report.ICMPID icmp_id uint16", "Report.ICMPSeq icmp_seq uint16", "Report.TCPFlags tcp_flags,omitempty string",
-	"Report.Len len uint32", "Report.Mark mark uint32", "Report.TTL - uint8", "Report.Cause cause string",
+	"Report.Len len uint32", "Report.Mark mark uint32", "Report.TTL - uint8",
+	"Report.Benign benign,omitempty bool", "Report.BenignWhy benign_why,omitempty string", "Report.Cause cause string",
 	"Report.Explanation explanation string", "Report.Hint hint string",
 	"Report.Evidence evidence,omitempty map[string]string", "Report.Hook hook string", "Report.Table table string",
 	"Report.Chain chain,omitempty string", "Report.Rule rule,omitempty string",
@@ -118,6 +119,13 @@ func appendReport(b []byte, r *report.Report) (_ []byte, ok bool) {
 	b = strconv.AppendUint(b, uint64(r.Len), 10)
 	b = append(b, `,"mark":`...)
 	b = strconv.AppendUint(b, uint64(r.Mark), 10)
+	if r.Benign {
+		b = append(b, `,"benign":true`...)
+	}
+	if r.BenignWhy != "" {
+		b = append(b, `,"benign_why":`...)
+		b = appendJSONString(b, r.BenignWhy)
+	}
 	b = append(b, `,"cause":`...)
 	b = appendJSONString(b, r.Cause)
 	b = append(b, `,"explanation":`...)

@@ -118,8 +118,11 @@ const textTime = "15:04:05.000000"
 func Text(r *report.Report) string {
 	var b strings.Builder
 	verb := "DROP"
-	if r.Kind == "trace" {
+	switch {
+	case r.Kind == "trace":
 		verb = "TRACE"
+	case r.Benign:
+		verb = "BENIGN" // freed after it arrived: not a drop
 	}
 	fmt.Fprintf(&b, "%s %s %s\n", r.Time.Format(textTime), verb, Packet(r))
 	at := []string{}
@@ -236,6 +239,8 @@ func Path(r *report.Report) string {
 	end := " → ✗ dropped"
 	if r.Kind == "trace" {
 		end = " → delivered"
+	} else if r.Benign {
+		end = " → freed (benign)"
 	}
 	return strings.Join(parts, " → ") + end
 }

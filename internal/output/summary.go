@@ -18,6 +18,7 @@ type Summary struct {
 	counts map[key]int
 	Drops  int
 	Traces int
+	Benign int // benign frees (internal/benign), counted apart from drops
 }
 
 // NewSummary returns an empty Summary.
@@ -27,6 +28,10 @@ func NewSummary() *Summary { return &Summary{counts: map[key]int{}} }
 func (s *Summary) Add(r *report.Report) {
 	if r.Kind == "trace" {
 		s.Traces++
+		return
+	}
+	if r.Benign {
+		s.Benign++
 		return
 	}
 	s.Drops++
@@ -58,6 +63,9 @@ func (s *Summary) Write(w io.Writer, lost Lost) error {
 	fmt.Fprintf(w, "\n%d drops", s.Drops)
 	if s.Traces > 0 {
 		fmt.Fprintf(w, ", %d traced packets", s.Traces)
+	}
+	if s.Benign > 0 {
+		fmt.Fprintf(w, ", %d benign frees (not drops)", s.Benign)
 	}
 	fmt.Fprintf(w, ", %d events lost (ring buffer full: %d, undecodable: %d)\n", lost.Ringbuf+lost.Decode, lost.Ringbuf, lost.Decode)
 	if len(keys) == 0 {

@@ -62,6 +62,7 @@ func kprobe(fn string) option {
 func Points() []Point {
 	return []Point{
 		{Name: "kfree_skb", Why: "the drop, its reason and location", Required: true, options: []option{
+			btfTP("tpb_kfree_skb_sk", "kfree_skb"),
 			btfTP("tpb_kfree_skb", "kfree_skb"),
 			btfTP("tpb_kfree_skb_noreason", "kfree_skb"),
 			tp("tp_kfree_skb", "skb/kfree_skb"),

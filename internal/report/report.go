@@ -41,6 +41,11 @@ type Report struct {
 	// cause that rests on it puts it in Evidence.
 	TTL uint8 `json:"-"`
 
+	// Benign: the kernel freed it after it arrived, or as housekeeping
+	// (internal/benign); BenignWhy is the fact that shows it.
+	Benign    bool   `json:"benign,omitempty"`
+	BenignWhy string `json:"benign_why,omitempty"`
+
 	Cause       string            `json:"cause"`
 	Explanation string            `json:"explanation"`
 	Hint        string            `json:"hint"`

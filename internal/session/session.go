@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/pktdrop/pktdrop/internal/benign"
 	"github.com/pktdrop/pktdrop/internal/cause"
 	"github.com/pktdrop/pktdrop/internal/event"
 	"github.com/pktdrop/pktdrop/internal/filter"
@@ -43,6 +44,7 @@ type Options struct {
 	NoPath      bool
 	Trace       bool // report followed packets that were not dropped too
 	Rules       bool // name the nf_tables rule via nftrace (installs a temporary table)
+	All         bool // report benign frees too (internal/benign), labelled
 	Force       map[string]probe.Mechanism
 	Pcap        string // --pcap: write reported packets here ("-": stdout)
 	Snaplen     int    // bytes of each packet to write
@@ -168,6 +170,9 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	}
 	n := 0
 	emit := func(r *report.Report) error {
+		if skipBenign(o, out, r) {
+			return nil
+		}
 		if o.Count > 0 && n >= o.Count {
 			return nil // already stopping
 		}
@@ -186,6 +191,9 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	// emitRepeat is emit for a memo hit: the report's rendering after its
 	// time is the memo entry's too.
 	emitRepeat := func(r *report.Report, tail *[]byte) error {
+		if skipBenign(o, out, r) {
+			return nil
+		}
 		if o.Count > 0 && n >= o.Count {
 			return nil
 		}
@@ -343,7 +351,9 @@ type enricher struct {
 	pods  *pods.Index
 	sys   cause.System // res behind a one-second answer cache
 	names *names
-	want  atomic.Uint32 // the --netns/--pod namespace, 0 for all
+	// benign marks benign frees (internal/benign).
+	benign *benign.Classifier
+	want   atomic.Uint32 // the --netns/--pod namespace, 0 for all
 	// unplaced hears of a netfilter drop without its hook: a chain the
 	// namespace's links were not planned for (follow.go).
 	unplaced func(netns uint32)
@@ -368,6 +378,7 @@ func newEnricher(rt *reasons.Table, bg *background, stderr io.Writer, hostRoot s
 	e := &enricher{res: res, pods: idx, sys: cause.NewCached(res, time.Second), bg: bg, stderr: stderr}
 	nm := newNames(res, rt.Name, e.symbol)
 	e.names = nm
+	e.benign = newBenign(res, e)
 	e.b = report.Builder{Boot: boot,
 		Names: report.Names{Reason: nm.reason, HasReasons: rt.Available(), Symbol: nm.symbol, Netns: nm.netns, Pod: nm.pod,
 			Device: nm.device, Addr: nm.addr, Table: func(p int32) string { return probe.BracketTable(prios, p) }},
@@ -383,6 +394,7 @@ func (e *enricher) build(ev *event.Event) *report.Report {
 	if e.unplaced != nil && r.Hook == "" && r.Cause == "netfilter" {
 		e.unplaced(r.Netns)
 	}
+	e.benign.Classify(ev, r)
 	return r
 }
 
