@@ -21,6 +21,7 @@ import (
 	"github.com/pktdrop/pktdrop/internal/filter"
 	"github.com/pktdrop/pktdrop/internal/filterexpr"
 	"github.com/pktdrop/pktdrop/internal/ksym"
+	"github.com/pktdrop/pktdrop/internal/metrics"
 	"github.com/pktdrop/pktdrop/internal/netns"
 	"github.com/pktdrop/pktdrop/internal/output"
 	"github.com/pktdrop/pktdrop/internal/probe"
@@ -47,6 +48,14 @@ type Options struct {
 	Snaplen     int    // bytes of each packet to write
 	Command     string // the command line, for the pcap file
 	Version     string
+	Agent       Agent // `serve`: exports every report as metrics
+}
+
+// Agent is `serve`'s exporter (internal/metrics): it sees every report
+// and, once every probe is attached, the run's state.
+type Agent interface {
+	Observe(*report.Report)
+	Ready(metrics.State)
 }
 
 // maxNetns bounds how many namespaces get netfilter links.
@@ -63,6 +72,10 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	// read empty: a burst costs a few writes instead of one per report,
 	// and a lone report still goes out at once.
 	bw := bufio.NewWriterSize(stdout, 64<<10)
+	quiet := o.Output == "none" // an agent that keeps reports to its metrics
+	if quiet {
+		o.Output = "json"
+	}
 	out, err := output.New(bw, o.Output)
 	if err != nil {
 		return &filter.UsageError{Flag: "output", Value: o.Output, Msg: "want text or json"}
@@ -150,6 +163,9 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	}
 
 	var undecodable atomic.Uint64
+	if o.Agent != nil {
+		o.Agent.Ready(agentState(tr, e, &undecodable))
+	}
 	go reportLost(ctx, tr, &undecodable, stderr)
 	go capt.followLost(ctx, tr, &undecodable)
 	go e.followNetns(ctx, tr, f)
@@ -158,7 +174,12 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 		if o.Count > 0 && n >= o.Count {
 			return nil // already stopping
 		}
-		if err := out.Write(r); err != nil {
+		if o.Agent != nil {
+			o.Agent.Observe(r)
+		}
+		if quiet {
+			out.Summary().Add(r)
+		} else if err := out.Write(r); err != nil {
 			return fmt.Errorf("write output: %w", err)
 		}
 		if err := capt.write(r); err != nil {
@@ -176,7 +197,12 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 		if o.Count > 0 && n >= o.Count {
 			return nil
 		}
-		if err := out.WriteRepeat(r, tail); err != nil {
+		if o.Agent != nil {
+			o.Agent.Observe(r)
+		}
+		if quiet {
+			out.Summary().Add(r)
+		} else if err := out.WriteRepeat(r, tail); err != nil {
 			return fmt.Errorf("write output: %w", err)
 		}
 		n++

@@ -73,6 +73,9 @@ func (t *Tracer) AddNetns(paths []string) error {
 	return t.set.AttachNetfilter(paths)
 }
 
+// NetfilterNetns is how many namespaces have netfilter links.
+func (t *Tracer) NetfilterNetns() int { return t.set.NetfilterNetns() }
+
 // Status reports what each probe point got.
 func (t *Tracer) Status() []probe.Status { return t.set.Status }
 
