@@ -29,7 +29,7 @@ type Options struct {
 	SeriesTTL time.Duration // a gone namespace's series lasts this long after its last drop
 	Labels    []string      // extra drop labels: iface, table
 	Pods      PodFunc       // nil: Pod
-	Node      string // NODE_NAME, on the info metrics
+	Node      string        // NODE_NAME, on the info metrics
 	Version   string
 }
 
