@@ -104,11 +104,12 @@ func (d *drops) add(r *report.Report) {
 	s.netns = r.Netns
 }
 
-// admit finds room for a new series. One slot is kept for the series that
-// takes everything once even overflow series no longer fit, so the count
-// never exceeds max.
+// admit finds room for a new series. A quarter of the cap is kept for the
+// overflow series (pod "_other", by reason, cause and hook), and one slot
+// for the series that takes everything once even those no longer fit, so
+// the count never exceeds max.
 func (d *drops) admit(k key) *series {
-	if len(d.series) < d.max-1 {
+	if len(d.series) < d.max-d.max/4-1 {
 		s := &series{}
 		d.series[k] = s
 		return s
