@@ -271,3 +271,75 @@ func (p *prometheus) waitScrapes(t *testing.T, n int) {
 		t.Fatalf("prometheus scraped %v times in 20 s, want %d", v-base, n)
 	}
 }
+
+// TestServeChurn: namespaces are created, drop a datagram each on a
+// device of their own (--label iface) and are deleted, faster than the
+// TTL. Prometheus never sees more drop series than the cap, and once the
+// namespaces are gone for the TTL their series expire.
+func TestServeChurn(t *testing.T) {
+	requireRoot(t)
+	privtest.RequireCmd(t, "prometheus")
+	t.Parallel()
+	const maxSeries, rounds, port = 8, 24, 31777
+	addr := freeAddr(t)
+	// --no-path: no netfilter links, so this runs beside other tests.
+	start(t, "serve", "--listen", addr, "--no-path", "--proto", "udp", "--dport", strconv.Itoa(port),
+		"--label", "iface", "--max-series", strconv.Itoa(maxSeries), "--series-ttl", "3s")
+	prom := startPrometheus(t, addr)
+	prom.waitUp(t)
+	peak := 0.0
+	for i := range rounds {
+		n := testnet.New(t)
+		a, b := n.NS("a"), n.NS("b")
+		n.Link(a, "cha", "10.233.0.1/24", b, fmt.Sprintf("chb%d", i), "10.233.0.2/24")
+		if err := a.UDP("10.233.0.2", port, []byte("churn")); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond) // the drop is counted before its namespace goes
+		if err := n.Close(); err != nil {
+			t.Fatal(err)
+		}
+		peak = max(peak, metric(t, addr, "pktdrop_drop_series"))
+	}
+	prom.waitScrapes(t, 1)
+	promPeak := prom.value(t, `max_over_time(pktdrop_drop_series[10m])`)
+	t.Logf("drop series peak: %v scraped directly, %v in Prometheus (cap %d); overflow %v", peak, promPeak, maxSeries,
+		metric(t, addr, "pktdrop_drop_series_overflow_total"))
+	if peak > maxSeries || promPeak > maxSeries {
+		t.Errorf("drop series peaked at %v (Prometheus: %v), over the cap of %d", peak, promPeak, maxSeries)
+	}
+	if promPeak < 2 {
+		t.Errorf("Prometheus saw at most %v drop series: the churn made no per-device series", promPeak)
+	}
+	if v := prom.waitValue(t, `pktdrop_drop_series_expired_total`, 1); v < 1 {
+		t.Errorf("no series expired")
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for metric(t, addr, "pktdrop_drop_series") > 0 && time.Now().Before(deadline) {
+		time.Sleep(250 * time.Millisecond)
+	}
+	if v := metric(t, addr, "pktdrop_drop_series"); v != 0 {
+		t.Errorf("%v drop series left after every namespace was gone for the TTL", v)
+	}
+	prom.waitScrapes(t, 1)
+	if v := prom.value(t, `pktdrop_drop_series`); v != 0 {
+		t.Errorf("Prometheus's last scrape has %v drop series, want 0", v)
+	}
+}
+
+// metric reads one unlabelled metric from the agent.
+func metric(t *testing.T, addr, name string) float64 {
+	t.Helper()
+	_, body := get(t, "http://"+addr+"/metrics")
+	for _, l := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(l, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", l, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no %s in the exposition", name)
+	return 0
+}
