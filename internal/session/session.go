@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cilium/ebpf/btf"
 	"golang.org/x/sys/unix"
 
 	"github.com/pktdrop/pktdrop/internal/cause"
@@ -87,13 +88,19 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 		return err
 	}
 	// What does not depend on the filters loads meanwhile: the BTF decode
-	// every program load needs, and what reports need (kernel symbols,
-	// enum names), which is waited for before pktdrop says it is ready
-	// (a storm already under way must not find the reader waiting).
+	// every program load needs. What reports need (kernel symbols, enum
+	// names) loads once the programs are in (see below).
+	lift := limitStartup()
 	go probe.WarmBTF()
 	bg := newBackground()
-	bg.start()
-	rt, err := reasons.Load()
+	// Drop reason names come from the same decode of the kernel's BTF as
+	// the program loads: a second one would add its megabytes to the
+	// start-up peak.
+	var rt *reasons.Table
+	err = probe.WithKernelSpec(func(spec *btf.Spec) (err error) {
+		rt, err = reasons.FromKernel(spec)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("read drop reasons: %w", err)
 	}
@@ -121,8 +128,14 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer tr.Close()
-	e.finish()
+	// The symbol table stays for the whole run, the BPF object and the
+	// kernel's decoded BTF do not: loading it only now keeps the two out
+	// of memory at once (the start-up peak). It is waited for before
+	// pktdrop says it is ready (a storm already under way must not find
+	// the reader waiting).
 	probe.ReleaseBTF()
+	bg.start()
+	e.finish()
 	// Start-up decoded the kernel's BTF and read every kernel symbol: give
 	// the memory that is garbage now back to the system before the run,
 	// rather than keep it as heap (tens of MiB) for all of it. From here
@@ -131,6 +144,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	// within a quarter of what is live instead of growing to twice it.
 	debug.FreeOSMemory()
 	debug.SetGCPercent(25)
+	lift()
 	if w := missing(tr.Status()); w != "" {
 		fmt.Fprintln(stderr, "pktdrop: "+w)
 	}
