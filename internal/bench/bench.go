@@ -96,6 +96,8 @@ type Bench struct {
 	topo *Topo
 	sink *Sink
 	dir  string
+
+	dropInstalled bool
 }
 
 // Run runs everything and prints to out; the last line is the `bench:`
@@ -166,6 +168,7 @@ type result struct {
 	lost           int64
 	rssMiB         float64
 	attachMs       float64
+	agent          *agentResult
 	notes          []string
 }
 
@@ -196,6 +199,7 @@ func (b *Bench) bench(ctx context.Context) error {
 		if err := b.topo.InstallDrop(); err != nil {
 			return err
 		}
+		b.dropInstalled = true
 	}
 	if on("cost") {
 		if err := b.cost(ctx); err != nil {
@@ -204,6 +208,11 @@ func (b *Bench) bench(ctx context.Context) error {
 	}
 	if on("storm") {
 		if err := b.storms(ctx, &r); err != nil {
+			return err
+		}
+	}
+	if on("agent") {
+		if err := b.agent(ctx, &r); err != nil {
 			return err
 		}
 	}
@@ -224,8 +233,14 @@ func (b *Bench) bench(ctx context.Context) error {
 		b.printf("note: %s\n", n)
 	}
 	miss(r.expr >= r.nomatch-targetExprGap, fmt.Sprintf("overhead_expr %.3f more than %.2f below overhead_nomatch %.3f", r.expr, targetExprGap, r.nomatch))
-	b.printf("bench: overhead_nomatch=%.3f overhead_match=%.3f overhead_expr=%.3f events_per_s=%.0f lost=%d rss_mib=%.0f attach_ms=%.0f\n",
-		r.nomatch, r.match, r.expr, r.events, r.lost, math.Ceil(r.rssMiB), r.attachMs)
+	agent := ""
+	if a := r.agent; a != nil {
+		miss(a.peak <= targetRSSMiB, fmt.Sprintf("agent_peak_mib %.0f > %d", math.Ceil(a.peak), targetRSSMiB))
+		agent = fmt.Sprintf(" agent_cpu_ms_per_mpkt_flow=%.1f agent_cpu_ms_per_mpkt_storm=%.0f agent_rss_mib_flow=%.0f agent_rss_mib_storm=%.0f agent_rss_mib_churn=%.0f->%.0f agent_peak_mib=%.0f",
+			a.flowMsPerMpkt, a.stormMsPerMpkt, math.Ceil(a.flowRSS), math.Ceil(a.stormRSS), a.churnRSS0, a.churnRSS1, math.Ceil(a.peak))
+	}
+	b.printf("bench: overhead_nomatch=%.3f overhead_match=%.3f overhead_expr=%.3f events_per_s=%.0f lost=%d rss_mib=%.0f attach_ms=%.0f%s\n",
+		r.nomatch, r.match, r.expr, r.events, r.lost, math.Ceil(r.rssMiB), r.attachMs, agent)
 	return nil
 }
 
