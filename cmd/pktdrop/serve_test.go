@@ -283,8 +283,8 @@ func TestServeChurn(t *testing.T) {
 	const maxSeries, rounds, port = 8, 24, 31777
 	addr := freeAddr(t)
 	// --no-path: no netfilter links, so this runs beside other tests.
-	start(t, "serve", "--listen", addr, "--no-path", "--proto", "udp", "--dport", strconv.Itoa(port),
-		"--label", "iface", "--max-series", strconv.Itoa(maxSeries), "--series-ttl", "3s")
+	p := start(t, "serve", "--listen", addr, "--no-path", "--proto", "udp", "--dport", strconv.Itoa(port),
+		"--label", "iface", "--max-series", strconv.Itoa(maxSeries), "--series-ttl", "3s", "--log-drops")
 	prom := startPrometheus(t, addr)
 	prom.waitUp(t)
 	peak := 0.0
@@ -295,11 +295,22 @@ func TestServeChurn(t *testing.T) {
 		if err := a.UDP("10.233.0.2", port, []byte("churn")); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(100 * time.Millisecond) // the drop is counted before its namespace goes
+		// The drop is reported (--log-drops) before its namespace goes,
+		// while its device can still be named.
+		p.waitReports(i+1, reportTimeout)
 		if err := n.Close(); err != nil {
 			t.Fatal(err)
 		}
 		peak = max(peak, metric(t, addr, "pktdrop_drop_series"))
+	}
+	rs := p.reports()
+	if len(rs) != rounds {
+		t.Errorf("serve --log-drops wrote %d reports, want %d", len(rs), rounds)
+	}
+	for i, r := range rs {
+		if want := fmt.Sprintf("chb%d", i); r.Iface != want {
+			t.Errorf("report %d: iface %q, want %q", i, r.Iface, want)
+		}
 	}
 	prom.waitScrapes(t, 1)
 	promPeak := prom.value(t, `max_over_time(pktdrop_drop_series[10m])`)
