@@ -354,3 +354,43 @@ func metric(t *testing.T, addr, name string) float64 {
 	t.Fatalf("no %s in the exposition", name)
 	return 0
 }
+
+// TestServeForgetsGoneNetns: the netfilter links of a namespace that is
+// deleted are closed at the next rescan, so an agent under pod churn does
+// not pile up file descriptors (kernels that use netfilter links only).
+func TestServeForgetsGoneNetns(t *testing.T) {
+	requireRoot(t)
+	if !nfLinksGiveHook() {
+		t.Skip("this kernel's nf_hook_slow is probed: no netfilter links")
+	}
+	t.Parallel()
+	n := testnet.New(t)
+	ns := n.NS("gone")
+	ns.MustRun("nft", "add", "table", "inet", "t")
+	ns.MustRun("nft", "add", "chain", "inet", "t", "c0", "{ type filter hook forward priority 0; }")
+	p := start(t, "serve", "--listen", freeAddr(t), "--netns", ns.Path())
+	links := func() int {
+		ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", p.cmd.Process.Pid))
+		c := 0
+		for _, e := range ents {
+			if l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", p.cmd.Process.Pid, e.Name())); err == nil && l == "anon_inode:bpf_link" {
+				c++
+			}
+		}
+		return c
+	}
+	before := links()
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	after := links()
+	for after >= before && time.Now().Before(deadline) {
+		time.Sleep(250 * time.Millisecond)
+		after = links()
+	}
+	t.Logf("bpf links: %d with the namespace, %d after it was deleted", before, after)
+	if after >= before {
+		t.Errorf("the deleted namespace's netfilter links stay open: %d links before, %d after", before, after)
+	}
+}

@@ -86,8 +86,8 @@ func Priorities() ([8]int32, error) { return bracketPriorities() }
 type nfState struct {
 	mu       sync.Mutex
 	progs    []*ebpf.Program
-	links    []link.Link
-	attached map[uint64]nsPlan // netns inode: which brackets it has
+	links    map[uint64][]link.Link // by netns inode
+	attached map[uint64]nsPlan      // netns inode: which brackets it has
 	closed   bool
 }
 
@@ -96,8 +96,10 @@ func (n *nfState) close() error {
 	defer n.mu.Unlock()
 	n.closed = true
 	var errs []error
-	for _, l := range n.links {
-		errs = append(errs, l.Close())
+	for _, ls := range n.links {
+		for _, l := range ls {
+			errs = append(errs, l.Close())
+		}
 	}
 	for _, p := range n.progs {
 		errs = append(errs, p.Close())
@@ -116,7 +118,7 @@ func (s *Set) AttachNetfilter(nsPaths []string) error {
 	st := Status{Point: "netfilter hooks", Why: "which hook and table a packet reached (no nf_hook_slow)"}
 	if first {
 		defer func() { s.Status = append(s.Status, st) }()
-		s.nf = &nfState{attached: map[uint64]nsPlan{}}
+		s.nf = &nfState{attached: map[uint64]nsPlan{}, links: map[uint64][]link.Link{}}
 		for i := 0; i < 8; i++ {
 			p, err := s.loadProgram(nfProgName(i))
 			if err != nil {
@@ -197,7 +199,9 @@ func (s *Set) AttachNetfilter(nsPaths []string) error {
 	var failed []string
 	tried := 0
 	for _, j := range jobs {
-		n.links = append(n.links, j.links...)
+		if len(j.links) > 0 {
+			n.links[j.ino] = append(n.links[j.ino], j.links...)
+		}
 		if j.existed {
 			n.attached[j.ino] = j.now // a rescan: keep what it added
 			continue
@@ -218,6 +222,32 @@ func (s *Set) AttachNetfilter(nsPaths []string) error {
 		st.Failures = failed
 	}
 	return nil
+}
+
+// ForgetNetns closes the links of namespaces that are gone (alive says
+// false): pods come and go for as long as an agent runs, and each one
+// would otherwise leave its links' file descriptors behind, and its inode
+// marked done should the kernel reuse it for a new namespace.
+func (s *Set) ForgetNetns(alive func(inode uint64) bool) int {
+	if s.nf == nil {
+		return 0
+	}
+	n := s.nf
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	gone := 0
+	for ino := range n.attached {
+		if alive(ino) {
+			continue
+		}
+		for _, l := range n.links[ino] {
+			_ = l.Close()
+		}
+		delete(n.links, ino)
+		delete(n.attached, ino)
+		gone++
+	}
+	return gone
 }
 
 // NetfilterLinks tells whether netfilter links are in use.

@@ -4,6 +4,7 @@ import (
 	"sync/atomic"
 
 	"github.com/pktdrop/pktdrop/internal/metrics"
+	"github.com/pktdrop/pktdrop/internal/netns"
 	"github.com/pktdrop/pktdrop/internal/tracer"
 )
 
@@ -19,4 +20,14 @@ func agentState(tr *tracer.Tracer, e *enricher, undecodable *atomic.Uint64) metr
 		// The resolver rescans on a miss at most once a second.
 		Alive: func(inode uint32) bool { _, ok := e.res.Lookup(inode); return ok },
 	}
+}
+
+// forgetGone closes the netfilter links of namespaces no longer found
+// (pods that were deleted), so a long run does not keep them.
+func forgetGone(tr *tracer.Tracer, known []netns.Info) {
+	set := make(map[uint64]bool, len(known))
+	for _, i := range known {
+		set[uint64(i.Inode)] = true
+	}
+	tr.ForgetNetns(func(ino uint64) bool { return set[ino] })
 }

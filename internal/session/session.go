@@ -416,6 +416,7 @@ func (e *enricher) followNetns(ctx context.Context, tr *tracer.Tracer, f *filter
 		case <-t.C:
 		}
 		e.res.Refresh()
+		forgetGone(tr, e.res.All())
 		_ = tr.AddNetns(e.namespaces(f))
 	}
 }

@@ -73,6 +73,9 @@ func (t *Tracer) AddNetns(paths []string) error {
 	return t.set.AttachNetfilter(paths)
 }
 
+// ForgetNetns closes the netfilter links of namespaces that are gone.
+func (t *Tracer) ForgetNetns(alive func(inode uint64) bool) int { return t.set.ForgetNetns(alive) }
+
 // NetfilterNetns is how many namespaces have netfilter links.
 func (t *Tracer) NetfilterNetns() int { return t.set.NetfilterNetns() }
 
