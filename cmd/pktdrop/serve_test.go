@@ -149,6 +149,15 @@ func get(t *testing.T, u string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// promTimeout bounds each wait for Prometheus (start, scrapes, counts):
+// guests under software emulation (vmtest.sh) are much slower.
+func promTimeout() time.Duration {
+	if os.Getenv("PKTDROP_VM") != "" {
+		return 90 * time.Second
+	}
+	return 20 * time.Second
+}
+
 // prometheus is a Prometheus server of the test's own, scraping one
 // target every second.
 type prometheus struct {
@@ -242,10 +251,11 @@ func (p *prometheus) value(t *testing.T, q string) float64 {
 	return v
 }
 
-// waitValue polls q until it reaches want or 20 s pass; it returns the last value.
+// waitValue polls q until it reaches want or promTimeout passes; it
+// returns the last value.
 func (p *prometheus) waitValue(t *testing.T, q string, want float64) float64 {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(promTimeout())
 	for {
 		v := p.value(t, q)
 		if v >= want || time.Now().After(deadline) {
@@ -268,7 +278,7 @@ func (p *prometheus) waitScrapes(t *testing.T, n int) {
 	q := `count_over_time(up{job="pktdrop"}[1h])`
 	base := p.value(t, q)
 	if v := p.waitValue(t, q, base+float64(n)); v < base+float64(n) {
-		t.Fatalf("prometheus scraped %v times in 20 s, want %d", v-base, n)
+		t.Fatalf("prometheus scraped %v times in %v, want %d", v-base, promTimeout(), n)
 	}
 }
 
