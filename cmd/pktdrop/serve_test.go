@@ -218,6 +218,9 @@ func (p *prometheus) query(t *testing.T, q string) (v float64, ok bool) {
 		return 0, false // not up yet
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusServiceUnavailable {
+		return 0, false // starting: its API answers once the TSDB is open
+	}
 	var r struct {
 		Status string
 		Error  string
