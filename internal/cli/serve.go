@@ -4,6 +4,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -22,18 +23,19 @@ func newServe(stdout, stderr io.Writer) *cobra.Command {
 	var m metrics.Options
 	var logDrops bool
 	cmd := &cobra.Command{
-		Use:   "serve",
+		Use:   "serve [pcap-filter expression]",
 		Short: "Run as a node agent: drop metrics for Prometheus, /healthz and /readyz, until stopped",
 		Long: `serve is pktdrop for a DaemonSet: it watches drops like watch, with the same
 filters, and serves them as Prometheus metrics (pktdrop_drops_total by reason,
 cause, netfilter hook and pod) on --listen, with /healthz and /readyz (ready once
 every probe is attached). The number of drop series is capped (--max-series);
 the series of namespaces that are gone expire after --series-ttl. With
---log-drops each drop is also written to stdout as a JSON line.`,
+--log-drops each drop is also written to stdout as a JSON line.
+
+` + exprHelp,
 		Example: `  pktdrop serve --listen :9750
   pktdrop serve --listen 127.0.0.1:9750 --log-drops --label iface`,
-		Args: noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: func(cmd *cobra.Command, args []string) error {
 			var err error
 			if o.Force, err = parseForce(force); err != nil {
 				return err
@@ -45,6 +47,8 @@ the series of namespaces that are gone expire after --series-ttl. With
 			if logDrops {
 				o.Output = "json"
 			}
+			o.Command, o.Version = commandLine(), Version
+			o.Expr = strings.Join(args, " ")
 			m.Node, m.Version = os.Getenv("NODE_NAME"), Version
 			a, err := metrics.Listen(m)
 			if err != nil {
