@@ -27,7 +27,7 @@ func main() {
 	flag.Float64Var(&cfg.Rate, "rate", cfg.Rate, "paced storm rate, drops/s")
 	flag.IntVar(&cfg.Senders, "senders", cfg.Senders, "storm sender sockets")
 	flag.IntVar(&cfg.AttachRuns, "attach-runs", cfg.AttachRuns, "attach time samples")
-	flag.StringVar(&cfg.Phases, "phases", "", "run only these phases: attach,overhead,falsedrops,cost,storm (default all)")
+	flag.StringVar(&cfg.Phases, "phases", "", "run only these phases: attach,overhead,falsedrops,cost,storm,agent (default all)")
 	flag.Parse()
 	if cfg.Soak > 0 {
 		cfg.Budget = cfg.Soak + 2*time.Minute

@@ -98,6 +98,8 @@ type Bench struct {
 	topo *Topo
 	sink *Sink
 	dir  string
+
+	dropInstalled bool
 }
 
 // Run runs everything and prints to out; the last line is the `bench:`
@@ -170,6 +172,7 @@ type result struct {
 	attachMs       float64
 	falseDrops     uint64 // drops reported during healthy traffic
 	benign         uint64 // benign frees of the same traffic with --all
+	agent          *agentResult
 	notes          []string
 }
 
@@ -205,6 +208,7 @@ func (b *Bench) bench(ctx context.Context) error {
 		if err := b.topo.InstallDrop(); err != nil {
 			return err
 		}
+		b.dropInstalled = true
 	}
 	if on("cost") {
 		if err := b.cost(ctx); err != nil {
@@ -213,6 +217,11 @@ func (b *Bench) bench(ctx context.Context) error {
 	}
 	if on("storm") {
 		if err := b.storms(ctx, &r); err != nil {
+			return err
+		}
+	}
+	if on("agent") {
+		if err := b.agent(ctx, &r); err != nil {
 			return err
 		}
 	}
@@ -234,8 +243,14 @@ func (b *Bench) bench(ctx context.Context) error {
 		b.printf("note: %s\n", n)
 	}
 	miss(r.expr >= r.nomatch-targetExprGap, fmt.Sprintf("overhead_expr %.3f more than %.2f below overhead_nomatch %.3f", r.expr, targetExprGap, r.nomatch))
-	b.printf("bench: overhead_nomatch=%.3f overhead_match=%.3f overhead_expr=%.3f events_per_s=%.0f lost=%d rss_mib=%.0f attach_ms=%.0f false_drops=%d benign=%d\n",
-		r.nomatch, r.match, r.expr, r.events, r.lost, math.Ceil(r.rssMiB), r.attachMs, r.falseDrops, r.benign)
+	agent := ""
+	if a := r.agent; a != nil {
+		miss(a.peak <= targetRSSMiB, fmt.Sprintf("agent_peak_mib %.0f > %d", math.Ceil(a.peak), targetRSSMiB))
+		agent = fmt.Sprintf(" agent_cpu_ms_per_mpkt_flow=%.1f agent_cpu_ms_per_mpkt_storm=%.0f agent_rss_mib_flow=%.0f agent_rss_mib_storm=%.0f agent_rss_mib_churn=%.0f->%.0f agent_peak_mib=%.0f",
+			a.flowMsPerMpkt, a.stormMsPerMpkt, math.Ceil(a.flowRSS), math.Ceil(a.stormRSS), a.churnRSS0, a.churnRSS1, math.Ceil(a.peak))
+	}
+	b.printf("bench: overhead_nomatch=%.3f overhead_match=%.3f overhead_expr=%.3f events_per_s=%.0f lost=%d rss_mib=%.0f attach_ms=%.0f false_drops=%d benign=%d%s\n",
+		r.nomatch, r.match, r.expr, r.events, r.lost, math.Ceil(r.rssMiB), r.attachMs, r.falseDrops, r.benign, agent)
 	return nil
 }
 

@@ -32,6 +32,7 @@ func TestHelpGolden(t *testing.T) {
 		"watch-help":  {"watch", "--help"},
 		"trace-help":  {"trace", "--help"},
 		"probes-help": {"probes", "--help"},
+		"serve-help":  {"serve", "--help"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			out, errOut, err := run(args...)

@@ -34,7 +34,7 @@ took, and what to change. It only reads the system.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &filter.UsageError{Msg: err.Error()}
 	})
-	root.AddCommand(newWatch(stdout, stderr), newTrace(stdout, stderr), newProbes(stdout))
+	root.AddCommand(newWatch(stdout, stderr), newTrace(stdout, stderr), newProbes(stdout), newServe(stdout, stderr))
 	return root
 }
 

@@ -38,20 +38,17 @@ var ctNames = map[string]string{
 	"IP_CT_UNTRACKED": "untracked",
 }
 
-// Load reads the enums from the kernel's BTF.
-func Load() (*Names, error) {
-	spec, err := btf.LoadKernelSpec()
-	if err != nil {
-		return nil, fmt.Errorf("load kernel BTF: %w", err)
-	}
-	return FromSpec(spec)
-}
-
 // FromSpec reads the enums from spec.
 func FromSpec(spec *btf.Spec) (*Names, error) {
+	return fromEnums(func(member string, fn func(string, uint64)) error { return eachValue(spec, member, fn) })
+}
+
+// fromEnums builds Names with each, which calls fn for every value of
+// the enum that has a value named member.
+func fromEnums(each func(member string, fn func(string, uint64)) error) (*Names, error) {
 	n := &Names{Hook: map[uint8]string{}, Family: map[uint8]string{}, CtInfo: map[uint8]string{}, Reply: map[uint8]bool{},
 		TCPState: map[uint8]string{}}
-	err := eachValue(spec, "NF_INET_PRE_ROUTING", func(name string, v uint64) {
+	err := each("NF_INET_PRE_ROUTING", func(name string, v uint64) {
 		if h, ok := hookNames[name]; ok {
 			n.Hook[uint8(v)] = h
 		}
@@ -59,7 +56,7 @@ func FromSpec(spec *btf.Spec) (*Names, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := eachValue(spec, "NFPROTO_IPV4", func(name string, v uint64) {
+	if err := each("NFPROTO_IPV4", func(name string, v uint64) {
 		if f, ok := familyNames[name]; ok {
 			n.Family[uint8(v)] = f
 		}
@@ -67,13 +64,13 @@ func FromSpec(spec *btf.Spec) (*Names, error) {
 		return nil, err
 	}
 	// Conntrack may be absent from BTF on minimal kernels: not fatal.
-	_ = eachValue(spec, "IP_CT_ESTABLISHED", func(name string, v uint64) {
+	_ = each("IP_CT_ESTABLISHED", func(name string, v uint64) {
 		if c, ok := ctNames[name]; ok {
 			n.CtInfo[uint8(v)] = c
 			n.Reply[uint8(v)] = strings.HasSuffix(name, "_REPLY")
 		}
 	})
-	_ = eachValue(spec, "TCP_ESTABLISHED", func(name string, v uint64) {
+	_ = each("TCP_ESTABLISHED", func(name string, v uint64) {
 		if st, ok := strings.CutPrefix(name, "TCP_"); ok && v < 256 {
 			n.TCPState[uint8(v)] = strings.ReplaceAll(st, "_", "-")
 		}

@@ -2,7 +2,10 @@ package kenum
 
 import (
 	"os"
+	"reflect"
 	"testing"
+
+	"github.com/cilium/ebpf/btf"
 )
 
 func TestLoadKernel(t *testing.T) {
@@ -40,5 +43,35 @@ func TestLoadKernel(t *testing.T) {
 	}
 	if replies == 0 {
 		t.Errorf("no reply conntrack states in %v", n.CtInfo)
+	}
+}
+
+// TestRawMatchesSpec: the raw scan finds what cilium/ebpf's decoded BTF
+// of the running kernel holds.
+func TestRawMatchesSpec(t *testing.T) {
+	if _, err := os.Stat(vmlinuxBTF); err != nil {
+		t.Skip("no kernel BTF")
+	}
+	spec, err := btf.LoadKernelSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := FromSpec(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(vmlinuxBTF)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := FromRaw(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("raw scan: %+v\nspec: %+v", got, want)
+	}
+	if _, err := FromRaw(raw[:100]); err == nil {
+		t.Error("a truncated blob gave no error")
 	}
 }

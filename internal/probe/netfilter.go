@@ -294,3 +294,13 @@ func attachBracket(p *ebpf.Program, fam link.NetfilterProtocolFamily, hook link.
 	}
 	return nil, fmt.Errorf("all %d priorities next to %d are taken (other pktdrop instances?): %w", bracketSlack, prio, err)
 }
+
+// CoveredNetns is how many namespaces have netfilter links.
+func (s *Set) CoveredNetns() int {
+	if s.nf == nil {
+		return 0
+	}
+	s.nf.mu.Lock()
+	defer s.nf.mu.Unlock()
+	return len(s.nf.attached)
+}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"os"
 	"slices"
 	"strings"
 
@@ -55,14 +56,22 @@ func Load() (*Table, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load kernel btf: %w", err)
 	}
+	return FromKernel(spec)
+}
+
+// FromKernel is Load with the kernel's BTF already decoded (pktdrop
+// decodes it once for everything at start-up).
+func FromKernel(spec *btf.Spec) (*Table, error) {
 	t, err := FromSpec(spec)
 	if err != nil {
 		return nil, err
 	}
 	for _, mod := range SubsysModules {
+		if _, err := os.Stat("/sys/kernel/btf/" + mod); err != nil {
+			continue // not loaded, or no module BTF: its reasons stay numeric
+		}
 		mspec, err := btf.LoadKernelModuleSpec(mod)
 		if err != nil {
-			// Not loaded (or no module BTF): its reasons stay numeric.
 			continue
 		}
 		if err := t.addSubsysEnums(mspec); err != nil {

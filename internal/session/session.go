@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cilium/ebpf/btf"
 	"golang.org/x/sys/unix"
 
 	"github.com/pktdrop/pktdrop/internal/benign"
@@ -22,6 +23,7 @@ import (
 	"github.com/pktdrop/pktdrop/internal/filter"
 	"github.com/pktdrop/pktdrop/internal/filterexpr"
 	"github.com/pktdrop/pktdrop/internal/ksym"
+	"github.com/pktdrop/pktdrop/internal/metrics"
 	"github.com/pktdrop/pktdrop/internal/netns"
 	"github.com/pktdrop/pktdrop/internal/output"
 	"github.com/pktdrop/pktdrop/internal/pods"
@@ -50,7 +52,15 @@ type Options struct {
 	Snaplen     int    // bytes of each packet to write
 	Command     string // the command line, for the pcap file
 	Version     string
-	Node        Node // --host-root, --cri-socket, --pod
+	Node        Node  // --host-root, --cri-socket, --pod
+	Agent       Agent // `serve`: exports every report as metrics
+}
+
+// Agent is `serve`'s exporter (internal/metrics): it sees every report
+// and, once every probe is attached, the run's state.
+type Agent interface {
+	Observe(*report.Report)
+	Ready(metrics.State)
 }
 
 // maxNetns bounds how many namespaces get netfilter links.
@@ -67,6 +77,10 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	// read empty: a burst costs a few writes instead of one per report,
 	// and a lone report still goes out at once.
 	bw := bufio.NewWriterSize(stdout, 64<<10)
+	quiet := o.Output == "none" // an agent that keeps reports to its metrics
+	if quiet {
+		o.Output = "json"
+	}
 	out, err := output.New(bw, o.Output)
 	if err != nil {
 		return &filter.UsageError{Flag: "output", Value: o.Output, Msg: "want text or json"}
@@ -82,13 +96,19 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "pktdrop: "+w)
 	}
 	// What does not depend on the filters loads meanwhile: the BTF decode
-	// every program load needs, and what reports need (kernel symbols,
-	// enum names), which is waited for before pktdrop says it is ready
-	// (a storm already under way must not find the reader waiting).
+	// every program load needs. What reports need (kernel symbols, enum
+	// names) loads once the programs are in (see below).
+	lift := limitStartup()
 	go probe.WarmBTF()
 	bg := newBackground()
-	bg.start()
-	rt, err := reasons.Load()
+	// Drop reason names come from the same decode of the kernel's BTF as
+	// the program loads: a second one would add its megabytes to the
+	// start-up peak.
+	var rt *reasons.Table
+	err = probe.WithKernelSpec(func(spec *btf.Spec) (err error) {
+		rt, err = reasons.FromKernel(spec)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("read drop reasons: %w", err)
 	}
@@ -120,8 +140,14 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer tr.Close()
-	e.finish()
+	// The symbol table stays for the whole run, the BPF object and the
+	// kernel's decoded BTF do not: loading it only now keeps the two out
+	// of memory at once (the start-up peak). It is waited for before
+	// pktdrop says it is ready (a storm already under way must not find
+	// the reader waiting).
 	probe.ReleaseBTF()
+	bg.start()
+	e.finish()
 	// Start-up decoded the kernel's BTF and read every kernel symbol: give
 	// the memory that is garbage now back to the system before the run,
 	// rather than keep it as heap (tens of MiB) for all of it. From here
@@ -130,6 +156,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	// within a quarter of what is live instead of growing to twice it.
 	debug.FreeOSMemory()
 	debug.SetGCPercent(25)
+	lift()
 	if w := missing(tr.Status()); w != "" {
 		fmt.Fprintln(stderr, "pktdrop: "+w)
 	}
@@ -162,6 +189,9 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	}
 
 	var undecodable atomic.Uint64
+	if o.Agent != nil {
+		o.Agent.Ready(agentState(tr, e, &undecodable))
+	}
 	go reportLost(ctx, tr, &undecodable, stderr)
 	go capt.followLost(ctx, tr, &undecodable)
 	e.want.Store(f.Netns())
@@ -170,13 +200,19 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	}
 	n := 0
 	emit := func(r *report.Report) error {
+		// The agent counts benign frees apart, so it sees them first.
+		if o.Agent != nil {
+			o.Agent.Observe(r)
+		}
 		if skipBenign(o, out, r) {
 			return nil
 		}
 		if o.Count > 0 && n >= o.Count {
 			return nil // already stopping
 		}
-		if err := out.Write(r); err != nil {
+		if quiet {
+			out.Summary().Add(r)
+		} else if err := out.Write(r); err != nil {
 			return fmt.Errorf("write output: %w", err)
 		}
 		if err := capt.write(r); err != nil {
@@ -191,13 +227,18 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	// emitRepeat is emit for a memo hit: the report's rendering after its
 	// time is the memo entry's too.
 	emitRepeat := func(r *report.Report, tail *[]byte) error {
+		if o.Agent != nil {
+			o.Agent.Observe(r)
+		}
 		if skipBenign(o, out, r) {
 			return nil
 		}
 		if o.Count > 0 && n >= o.Count {
 			return nil
 		}
-		if err := out.WriteRepeat(r, tail); err != nil {
+		if quiet {
+			out.Summary().Add(r)
+		} else if err := out.WriteRepeat(r, tail); err != nil {
 			return fmt.Errorf("write output: %w", err)
 		}
 		n++

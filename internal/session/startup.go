@@ -5,17 +5,13 @@ import (
 	"strconv"
 	"sync"
 
-	"github.com/cilium/ebpf/btf"
-
 	"github.com/pktdrop/pktdrop/internal/kenum"
 	"github.com/pktdrop/pktdrop/internal/ksym"
-	"github.com/pktdrop/pktdrop/internal/probe"
 )
 
 // background loads, while the probes load, what only reports need: the
 // kernel symbol table (parsing /proc/kallsyms takes a few hundred
-// milliseconds of CPU) and the kernel's enum names (a walk over all of its
-// BTF).
+// milliseconds of CPU) and the kernel's enum names (a scan of its raw BTF).
 type background struct {
 	done  chan struct{} // both loads finished
 	syms  symbols
@@ -48,15 +44,7 @@ func (bg *background) start() {
 		}()
 		go func() {
 			defer wg.Done()
-			// The BTF decoded for the program loads (released after).
-			var n *kenum.Names
-			err := probe.WithKernelSpec(func(spec *btf.Spec) (err error) {
-				n, err = kenum.FromSpec(spec)
-				return err
-			})
-			if err != nil {
-				err = fmt.Errorf("load kernel BTF: %w", err)
-			}
+			n, err := kenum.Load()
 			bg.enums = enumNames{n, err}
 		}()
 		wg.Wait()

@@ -82,6 +82,9 @@ func (t *Tracer) NetfilterLinks() bool { return t.set.NetfilterLinks() }
 // KeepNetns releases the netfilter links of namespaces not in keep.
 func (t *Tracer) KeepNetns(keep map[uint64]bool) int { return t.set.KeepNetns(keep) }
 
+// CoveredNetns is how many namespaces have netfilter links.
+func (t *Tracer) CoveredNetns() int { return t.set.CoveredNetns() }
+
 // Covers tells whether namespace ino has its netfilter links (always
 // true where nf_hook_slow is probed: that covers every namespace).
 func (t *Tracer) Covers(ino uint64) bool {
