@@ -5,7 +5,7 @@ FUZZTIME  ?= 5s
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X github.com/pktdrop/pktdrop/internal/cli.Version=$(VERSION)
 
-.PHONY: build run generate check-generate test unit fuzz bench soak vmtest deps clean
+.PHONY: build run generate check-generate test unit fuzz bench soak vmtest k8stest deps clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o pktdrop ./cmd/pktdrop
@@ -46,6 +46,10 @@ soak: deps build
 
 vmtest:
 	./vmtest.sh
+
+# pktdrop on a real single-node Kubernetes 1.32 (built once into .cache/k8s).
+k8stest:
+	./k8stest.sh
 
 clean:
 	rm -f pktdrop
