@@ -5,6 +5,8 @@
 # Usage: ./k8stest.sh            (or: make k8stest; root)
 #   K8STEST_RUN=<regexp>        passed to the test binary as -test.run
 #   K8STEST_KEEP=1              keep the state directory (logs) after the run
+#   PKTDROP_SRC=<dir>           build pktdrop (binary and image) from another
+#                               checkout, e.g. a branch's worktree
 #
 # Kubernetes itself (kube-apiserver, kubelet, kube-controller-manager,
 # kube-scheduler, kube-proxy) is built from the Go module proxy into
@@ -234,7 +236,7 @@ mkimage() { # mkimage NAME REF ROOTFS ENTRYPOINT-JSON
 }
 mkdir -p "$T/img/app-root/bin" "$T/img/pktdrop-root/usr/local/bin" "$T/img/pktdrop-root/tmp"
 (cd "$REPO" && CGO_ENABLED=0 go build -trimpath -o "$T/img/app-root/bin/app" ./internal/k8stest/testapp)
-(cd "$REPO" && CGO_ENABLED=0 go build -trimpath \
+(cd "${PKTDROP_SRC:-$REPO}" && CGO_ENABLED=0 go build -trimpath \
 	-ldflags "-X github.com/pktdrop/pktdrop/internal/cli.Version=$(git describe --always --dirty 2>/dev/null || echo dev)" \
 	-o "$T/img/pktdrop-root/usr/local/bin/pktdrop" ./cmd/pktdrop)
 mkimage app "$APP_IMAGE" "$T/img/app-root" '["/bin/app"]'
