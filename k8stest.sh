@@ -197,8 +197,14 @@ node_main() {
 		K8STEST_PKTDROP="$T/img/pktdrop-root/usr/local/bin/pktdrop" \
 		K8STEST_APP_IMAGE="$APP_IMAGE" K8STEST_PKTDROP_IMAGE="$PKTDROP_IMAGE" \
 		K8STEST_REPO="$REPO" \
-		"$T/k8stest.test" -test.v -test.count=1 -test.timeout=20m "${run[@]}" 2>&1 | tee "$T/logs/test.log"
-	return "${PIPESTATUS[0]}"
+		"$T/k8stest.test" -test.v -test.count=1 -test.timeout=20m "${run[@]}" >"$T/logs/test.log" 2>&1 &
+	pids+=("$!")
+	# In the background so that SIGTERM reaches the trap at once.
+	tail -n +1 -f "$T/logs/test.log" --pid "$!" &
+	local rc=0
+	wait "${pids[-1]}" || rc=$?
+	wait $! 2>/dev/null || true
+	return "$rc"
 }
 
 if [[ ${1:-} == __node ]]; then
