@@ -123,7 +123,10 @@ node_main() {
 	touch /run/netns/k8snode
 	mount --bind /proc/self/ns/net /run/netns/k8snode
 	ip link set lo up
-	ip link add k8s0 type dummy
+	# The node's "uplink" (no dummy module on every kernel): a veth pair
+	# whose both ends stay in the node's netns.
+	ip link add k8s0 type veth peer name k8s1
+	ip link set k8s1 up
 	ip addr add "$NODE_IP/24" dev k8s0
 	ip link set k8s0 up
 	ip route add default dev k8s0
@@ -149,6 +152,7 @@ node_main() {
 		--service-account-issuer=https://kubernetes.default.svc.cluster.local \
 		--service-account-key-file="$P/sa.pub" --service-account-signing-key-file="$P/sa.key" \
 		--kubelet-client-certificate="$P/apiserver-kubelet.crt" --kubelet-client-key="$P/apiserver-kubelet.key" \
+		--kubelet-preferred-address-types=InternalIP \
 		--authorization-mode=Node,RBAC --allow-privileged=true --profiling=false
 	local i
 	for ((i = 0; i < 120; i++)); do
@@ -358,6 +362,7 @@ EOF
 
 # --- the host, before ----------------------------------------------------------
 host_state() {
+	set +o pipefail # a grep finding nothing is an empty section
 	echo "## nftables"
 	nft list ruleset 2>&1 | sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/'
 	if command -v iptables-legacy-save >/dev/null; then
@@ -369,7 +374,10 @@ host_state() {
 	echo "## links"
 	ip -o link show | awk '{print $2}' | sed 's/@.*//' | sort
 	echo "## mounts"
-	awk '{print $5, $9}' /proc/self/mountinfo | sort
+	# Other test suites on the machine come and go in /run/netns; the
+	# node's netns files (k8snode, cni-*) would show there if they leaked.
+	awk '{print $5, $9}' /proc/self/mountinfo | grep -v -E '^/run/netns/[^ ]+ nsfs$' | sort
+	ls /run/netns 2>/dev/null | grep -E '^(k8snode|cni-)' || true
 	echo "## cgroups"
 	find /sys/fs/cgroup -maxdepth 3 -type d \( -name 'k8s.io' -o -name 'kubepods*' -o -name 'pod*-*' \) 2>/dev/null | sort
 }

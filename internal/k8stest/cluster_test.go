@@ -212,6 +212,15 @@ func startPktdrop(t *testing.T, c cluster, args ...string) *run {
 	return r
 }
 
+func (r *run) exited() bool {
+	select {
+	case <-r.done:
+		return true
+	default:
+		return false
+	}
+}
+
 func (r *run) stop() {
 	select {
 	case <-r.done:

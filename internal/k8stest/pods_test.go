@@ -28,9 +28,14 @@ func TestDropIntoPodNamed(t *testing.T) {
 		t.Errorf("drop into %s at hook %q table %q, want INPUT filter", web, d.Hook, d.Table)
 	}
 
-	r = startPktdrop(t, c, "watch", "--proto", "icmp", "--host", web.ip)
-	r.await(t, 60*time.Second, ping(web.ip), func(drop) bool { return strings.Contains(r.out.String(), "pod shop/web") })
+	r = startPktdrop(t, c, "watch", "--proto", "icmp", "--host", web.ip, "--count", "1")
+	if !eventually(60*time.Second, func() bool { ping(web.ip)(); return r.exited() }) {
+		t.Fatalf("pktdrop --count 1 did not end; stdout:\n%s", r.out.String())
+	}
 	t.Logf("text:\n%s", r.out.String())
+	if !strings.Contains(r.out.String(), "at     pod shop/web, dev eth0, hook INPUT table filter") {
+		t.Errorf("the text report does not say `at     pod shop/web, dev eth0, hook INPUT table filter`")
+	}
 }
 
 // A pod created after pktdrop started is covered too: its drop carries the
@@ -46,6 +51,9 @@ func TestPodStartedAfterPktdrop(t *testing.T) {
 	late.dropICMP(t)
 	d := r.await(t, 60*time.Second, ping(late.ip), func(d drop) bool { return d.Kind == "drop" && d.Dst == late.ip })
 	t.Logf("json: %+v", d)
+	for _, o := range r.reports() {
+		t.Logf("report: pod %s/%s hook %q table %q", o.PodNS, o.Pod, o.Hook, o.Table)
+	}
 	if d.Pod != "web" || d.PodNS != "late" || d.Hook != "INPUT" || d.Table != "filter" {
 		t.Errorf("drop into the late pod %s: pod %q namespace %q hook %q table %q, want web late INPUT filter",
 			late, d.Pod, d.PodNS, d.Hook, d.Table)
