@@ -197,6 +197,7 @@ node_main() {
 
 	local run=()
 	[[ -n ${K8STEST_RUN:-} ]] && run=(-test.run "$K8STEST_RUN")
+	: >"$T/logs/test.log"
 	K8STEST=1 K8STEST_DIR="$T" K8STEST_NODE="$NODE" K8STEST_NODE_IP="$NODE_IP" \
 		K8STEST_PKTDROP="$T/img/pktdrop-root/usr/local/bin/pktdrop" \
 		K8STEST_APP_IMAGE="$APP_IMAGE" K8STEST_PKTDROP_IMAGE="$PKTDROP_IMAGE" \

@@ -238,18 +238,19 @@ func (r *run) stop() {
 
 // drop is the part of pktdrop's JSON report these tests look at.
 type drop struct {
-	Kind      string `json:"kind"`
-	Reason    string `json:"reason"`
-	NetnsName string `json:"netns_name"`
-	Iface     string `json:"iface"`
-	Src       string `json:"src"`
-	Dst       string `json:"dst"`
-	Hook      string `json:"hook"`
-	Table     string `json:"table"`
-	Chain     string `json:"chain"`
-	Rule      string `json:"rule"`
-	Pod       string `json:"pod"`
-	PodNS     string `json:"pod_namespace"`
+	Time      time.Time `json:"time"`
+	Kind      string    `json:"kind"`
+	Reason    string    `json:"reason"`
+	NetnsName string    `json:"netns_name"`
+	Iface     string    `json:"iface"`
+	Src       string    `json:"src"`
+	Dst       string    `json:"dst"`
+	Hook      string    `json:"hook"`
+	Table     string    `json:"table"`
+	Chain     string    `json:"chain"`
+	Rule      string    `json:"rule"`
+	Pod       string    `json:"pod"`
+	PodNS     string    `json:"pod_namespace"`
 	NAT       []struct {
 		Hook   string `json:"hook"`
 		Before string `json:"before"`

@@ -42,11 +42,10 @@ func TestDebugPodRecipe(t *testing.T) {
 	line := readmeRecipe(t, c.repo)
 	line = strings.NewReplacer("<node>", c.node, "<image>", c.pktdropImage).Replace(line)
 	t.Logf("running: %s", line)
-	args := strings.Fields(line)
-
 	before := debugPods(t)
-	cmd := exec.Command(args[0], args[1:]...)
-	// -it without a terminal: kubectl says so and attaches stdin and output.
+	// -it wants a terminal (containerd refuses to attach a tty container
+	// without one): script(1) gives kubectl a pseudo-terminal.
+	cmd := exec.Command("script", "-q", "-f", "-e", "-c", line, "/dev/null")
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -59,6 +58,8 @@ func TestDebugPodRecipe(t *testing.T) {
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
+		_, _ = stdin.Write([]byte{3}) // Ctrl-C, through the terminal to pktdrop
+		time.Sleep(2 * time.Second)
 		stdin.Close()
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {

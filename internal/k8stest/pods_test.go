@@ -3,8 +3,12 @@
 package k8stest
 
 import (
+	"bytes"
+	"fmt"
+	"os"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -38,9 +42,11 @@ func TestDropIntoPodNamed(t *testing.T) {
 	}
 }
 
-// A pod created after pktdrop started is covered too: its drop carries the
+// A pod created after pktdrop started is covered too: its drops carry the
 // netfilter hook and table, which need per-netns links attached once the
-// pod's netns appears.
+// pod's netns appears. The target is coverage within 1 s, so the first ping
+// goes 1 s after the pod's sandbox process started (its netns existed
+// before that), and the first drop must carry hook and table.
 func TestPodStartedAfterPktdrop(t *testing.T) {
 	c := env(t)
 	namespace(t, "late")
@@ -49,15 +55,68 @@ func TestPodStartedAfterPktdrop(t *testing.T) {
 	late := runPod(t, c, "late", "web")
 	t.Logf("pod %s Ready %v after pktdrop was", late, time.Since(started).Round(time.Millisecond))
 	late.dropICMP(t)
-	d := r.await(t, 60*time.Second, ping(late.ip), func(d drop) bool { return d.Kind == "drop" && d.Dst == late.ip })
-	t.Logf("json: %+v", d)
-	for _, o := range r.reports() {
-		t.Logf("report: pod %s/%s hook %q table %q", o.PodNS, o.Pod, o.Hook, o.Table)
+	sandbox := sandboxStart(t, late)
+	time.Sleep(time.Until(sandbox.Add(time.Second)))
+	pinger := func() {
+		for i := 0; i < 20; i++ {
+			_ = exec.Command("ping", "-c", "1", "-W", "0.1", late.ip).Run()
+		}
 	}
-	if d.Pod != "web" || d.PodNS != "late" || d.Hook != "INPUT" || d.Table != "filter" {
-		t.Errorf("drop into the late pod %s: pod %q namespace %q hook %q table %q, want web late INPUT filter",
-			late, d.Pod, d.PodNS, d.Hook, d.Table)
+	r.await(t, 30*time.Second, pinger, func(d drop) bool { return d.Kind == "drop" && d.Dst == late.ip && d.Hook != "" })
+	var first *drop
+	for i, d := range r.reports() {
+		t.Logf("report %s (sandbox + %v): pod %s/%s hook %q table %q", d.Time.Format("15:04:05.000"),
+			d.Time.Sub(sandbox).Round(time.Millisecond), d.PodNS, d.Pod, d.Hook, d.Table)
+		if first == nil && d.Dst == late.ip {
+			first = &r.reports()[i]
+		}
 	}
+	if first.Pod != "web" || first.PodNS != "late" || first.Hook != "INPUT" || first.Table != "filter" {
+		t.Errorf("first drop into the late pod %s: pod %q namespace %q hook %q table %q, want web late INPUT filter",
+			late, first.Pod, first.PodNS, first.Hook, first.Table)
+	}
+}
+
+// sandboxStart is when the pod's sandbox (pause) process started, the other
+// process in the pod's netns: just after its netns was made.
+func sandboxStart(t *testing.T, p pod) time.Time {
+	t.Helper()
+	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", p.pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if l, _ := os.Readlink("/proc/" + e.Name() + "/ns/net"); l != ns || e.Name() == fmt.Sprint(p.pid) {
+			continue
+		}
+		if st, err := procStart(e.Name()); err == nil {
+			return st
+		}
+	}
+	t.Fatalf("no sandbox process in the netns of pod %s", p)
+	return time.Time{}
+}
+
+// procStart reads a process's start time (clock ticks since boot, 100 Hz).
+func procStart(pid string) (time.Time, error) {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return time.Time{}, err
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	ticks, err := strconv.ParseInt(f[19], 10, 64)
+	if err != nil {
+		return time.Time{}, err
+	}
+	up, err := os.ReadFile("/proc/uptime")
+	if err != nil {
+		return time.Time{}, err
+	}
+	var upSec float64
+	fmt.Sscan(string(up), &upSec)
+	boot := time.Now().Add(-time.Duration(upSec * float64(time.Second)))
+	return boot.Add(time.Duration(ticks) * 10 * time.Millisecond), nil
 }
 
 // --pod NS/NAME reports the drops of that pod only.
