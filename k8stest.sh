@@ -120,6 +120,11 @@ node_main() {
 	# files, the iptables lock. Gone with the mount namespace.
 	mount -t tmpfs -o mode=755 k8stest-run /run
 	mkdir -p /run/netns /run/containerd
+	# Shared, as on a node run by systemd and iproute2 (a new peer group
+	# of this mount namespace only): HostToContainer mounts need it.
+	mount --make-shared /run
+	mount --bind /run/netns /run/netns
+	mount --make-shared /run/netns
 	touch /run/netns/k8snode
 	mount --bind /proc/self/ns/net /run/netns/k8snode
 	ip link set lo up
