@@ -118,6 +118,14 @@ node_main() {
 
 	# /run of the node: containerd's socket and state, the pods' netns
 	# files, the iptables lock. Gone with the mount namespace.
+	# The host's mounts under /run (its /run/netns bind mount and the
+	# namespaces of other suites) leave this namespace only (private
+	# propagation): hidden under the tmpfs they would still be the mount
+	# containerd finds for /run/netns.
+	local m
+	for m in $(awk '$5 ~ "^/run(/|$)" {print $5}' /proc/self/mountinfo | sort -r); do
+		umount -l "$m" 2>/dev/null || true
+	done
 	mount -t tmpfs -o mode=755 k8stest-run /run
 	mkdir -p /run/netns /run/containerd
 	# Shared, as on a node run by systemd and iproute2 (a new peer group
