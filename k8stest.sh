@@ -127,6 +127,9 @@ node_main() {
 		umount -l "$m" 2>/dev/null || true
 	done
 	mount -t tmpfs -o mode=755 k8stest-run /run
+	# kubelet's pod logs at their usual /var/log/pods (pktdrop's fallback
+	# for naming pods reads them), on a tmpfs of this namespace.
+	mount -t tmpfs -o mode=755 k8stest-log /var/log
 	mkdir -p /run/netns /run/containerd
 	# Shared, as on a node run by systemd and iproute2 (a new peer group
 	# of this mount namespace only): HostToContainer mounts need it.
@@ -346,7 +349,6 @@ authentication:
   x509: {clientCAFile: "$T/pki/ca.crt"}
 authorization: {mode: AlwaysAllow}
 containerRuntimeEndpoint: unix:///run/containerd/containerd.sock
-podLogsDir: "$T/pod-logs"
 cgroupDriver: cgroupfs
 cgroupsPerQOS: false
 enforceNodeAllocatable: []
