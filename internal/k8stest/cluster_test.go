@@ -135,6 +135,9 @@ spec:
 		t.Fatalf("no process of pod %s found", p)
 	}
 	pods[p.String()] = p
+	if cg, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", p.pid)); err == nil {
+		t.Logf("pod %s: ip %s, pid %d, cgroup %s", p, p.ip, p.pid, strings.SplitN(string(cg), "\n", 2)[0])
+	}
 	return p
 }
 
