@@ -405,6 +405,12 @@ host_teardown() {
 	local rc=$?
 	set +e
 	[[ -n $node_pid ]] && stop_pid "$node_pid" 120
+	# containerd puts containers under /k8s.io in each cgroup hierarchy and
+	# leaves that parent behind, empty: remove it where this run made it.
+	local d
+	for d in /sys/fs/cgroup/*/k8s.io /sys/fs/cgroup/k8s.io; do
+		[[ -d $d ]] && ! grep -qxF "$d" "$T/host-before" && rmdir "$d" 2>/dev/null
+	done
 	host_state >"$T/host-after"
 	if ! diff -u "$T/host-before" "$T/host-after" >"$T/host-diff"; then
 		log "the host differs after the run:"
