@@ -395,7 +395,7 @@ host_state() {
 	awk '{print $5, $9}' /proc/self/mountinfo | grep -v -E '^/run/netns/[^ ]+ nsfs$' | sort
 	ls /run/netns 2>/dev/null | grep -E '^(k8snode|cni-)' || true
 	echo "## cgroups"
-	find /sys/fs/cgroup -maxdepth 3 -type d \( -name 'k8s.io' -o -name 'kubepods*' -o -name 'pod*-*' \) 2>/dev/null | sort
+	find /sys/fs/cgroup -maxdepth 3 -type d \( -name 'k8s.io' -o -name 'kubepods*' -o -name 'pod*-*' -o -path '*/k8s.io/*' \) 2>/dev/null | sort
 }
 host_state >"$T/host-before"
 
