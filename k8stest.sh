@@ -392,7 +392,11 @@ host_state() {
 	echo "## mounts"
 	# Other test suites on the machine come and go in /run/netns; the
 	# node's netns files (k8snode, cni-*) would show there if they leaked.
-	awk '{print $5, $9}' /proc/self/mountinfo | grep -v -E '^/run/netns/[^ ]+ nsfs$' | sort
+	# Other suites' temporary mounts under /tmp likewise; this run's would be
+	# under $T.
+	awk '{print $5, $9}' /proc/self/mountinfo | grep -v -E '^/run/netns/[^ ]+ nsfs$' |
+		grep -v -E "^/tmp/" | sort
+	grep -F " $T" /proc/self/mountinfo || true
 	ls /run/netns 2>/dev/null | grep -E '^(k8snode|cni-)' || true
 	echo "## cgroups"
 	find /sys/fs/cgroup -maxdepth 3 -type d \( -name 'k8s.io' -o -name 'kubepods*' -o -name 'pod*-*' -o -path '*/k8s.io/*' \) 2>/dev/null | sort
