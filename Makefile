@@ -5,7 +5,7 @@ FUZZTIME  ?= 5s
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X github.com/pktdrop/pktdrop/internal/cli.Version=$(VERSION)
 
-.PHONY: image build run generate check-generate test unit fuzz bench soak vmtest deps clean
+.PHONY: image build run generate check-generate test unit fuzz bench soak vmtest k8stest deps clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o pktdrop ./cmd/pktdrop
@@ -56,6 +56,10 @@ image:
 	mkdir -p .cache/image
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS) -s -w" -o .cache/image/pktdrop ./cmd/pktdrop
 	podman $(PODMAN_GLOBAL) build -f Containerfile -t $(IMAGE) .cache/image
+
+# pktdrop on a real single-node Kubernetes 1.32 (built once into .cache/k8s).
+k8stest:
+	./k8stest.sh
 
 clean:
 	rm -f pktdrop
