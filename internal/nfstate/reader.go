@@ -1,0 +1,80 @@
+package nfstate
+
+import (
+	"math"
+	"sync"
+	"time"
+)
+
+// Reader reads namespaces' states, each at most once a second: a storm of
+// drops asks the same question many times, and every read lists every
+// chain and runs nft.
+type Reader struct {
+	// In runs fn on a thread inside the namespace with that inode.
+	In func(inode uint32, fn func() error) error
+	// Brackets are the priorities of the netfilter link brackets
+	// (probe.Priorities): a step at bracket i bounds the chains that
+	// could have dropped to those before bracket i+1.
+	Brackets [8]int32
+
+	mu    sync.Mutex
+	cache map[uint32]cached
+}
+
+type cached struct {
+	st      *State
+	err     error
+	expires time.Time
+}
+
+const ttl = time.Second
+
+// Find answers q in the namespace. q.Bounded with q.Lo set to the last
+// bracket the packet passed; Find sets q.Hi.
+func (r *Reader) Find(inode uint32, q Query) (*Finding, error) {
+	st, err := r.state(inode)
+	if err != nil {
+		return nil, err
+	}
+	return st.Find(q.Within(r.Brackets)), nil
+}
+
+// Within sets q.Hi, when q.Bounded, to the bracket after q.Lo.
+func (q Query) Within(brackets [8]int32) Query {
+	if q.Bounded {
+		q.Hi = math.MaxInt32
+		for _, b := range brackets {
+			if b > q.Lo {
+				q.Hi = b
+				break
+			}
+		}
+	}
+	return q
+}
+
+// NetfilterFind is Find under the name package cause asks for.
+func (r *Reader) NetfilterFind(inode uint32, q Query) (*Finding, error) { return r.Find(inode, q) }
+
+func (r *Reader) state(inode uint32) (*State, error) {
+	now := time.Now()
+	r.mu.Lock()
+	c, ok := r.cache[inode]
+	r.mu.Unlock()
+	if ok && now.Before(c.expires) {
+		return c.st, c.err
+	}
+	var st *State
+	err := r.In(inode, func() error {
+		var err error
+		st, err = Read()
+		return err
+	})
+	r.mu.Lock()
+	if r.cache == nil || len(r.cache) > 1024 {
+		r.cache = map[uint32]cached{}
+	}
+	r.cache[inode] = cached{st, err, now.Add(ttl)}
+	r.mu.Unlock()
+	return st, err
+}
