@@ -51,6 +51,14 @@ var nfCases = []nfCase{
 	{name: "PolicyDropNoDocker", build: ok(testnet.PolicyDropNoDocker),
 		evidence: map[string]string{"table": "ip filter", "policy": "drop", "docker_chains": "-"},
 		hint:     []string{"policy is DROP"}, notHint: []string{"Docker"}, fix: true},
+	// Field case 1: policy DROP and Docker's DOCKER-USER chain; the fix
+	// must let the replies through too.
+	{name: "ForwardPolicyDrop", build: ok(testnet.ForwardPolicyDrop),
+		evidence: map[string]string{"table": "ip filter", "policy": "drop", "docker_chains": "present"},
+		hint:     []string{"Docker sets it", "DOCKER-USER"}, fix: true},
+	{name: "ForwardPolicyDrop6", build: ok(testnet.ForwardPolicyDrop6),
+		evidence: map[string]string{"table": "ip6 filter", "policy": "drop", "docker_chains": "present"},
+		hint:     []string{"ip6tables -I DOCKER-USER"}, fix: true},
 	{name: "DockerIsolation", build: ok(testnet.DockerIsolation),
 		evidence: map[string]string{"table": "ip filter", "owner": "Docker", "docker_chains": "present", "policy": "-"},
 		hint:     []string{"docker network connect", "DOCKER-USER"}, fix: true},
