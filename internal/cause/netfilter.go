@@ -26,7 +26,7 @@ func netfilter(r *report.Report, sys System) {
 	if r.Hook == "" {
 		r.Hook = hook
 	}
-	f := find(r, sys, exact, step)
+	f := find(r, sys, exact, bracket)
 	if f == nil && r.Table == "" {
 		r.Table = bracket // no tables to check it against
 	}
@@ -36,7 +36,7 @@ func netfilter(r *report.Report, sys System) {
 	r.Hint = n.hint()
 }
 
-func find(r *report.Report, sys System, exact bool, step *report.Step) *nfstate.Finding {
+func find(r *report.Report, sys System, exact bool, bracket string) *nfstate.Finding {
 	nr, ok := sys.(NetfilterReader)
 	if !ok || r.Netns == 0 {
 		return nil
@@ -44,8 +44,8 @@ func find(r *report.Report, sys System, exact bool, step *report.Step) *nfstate.
 	q := nfstate.Query{Family: r.Family, Hook: r.Hook, Iface: r.Iface}
 	if exact {
 		q.Table, q.Chain = r.Table, r.Chain
-	} else if step != nil {
-		q.Lo, q.Bounded = step.Prio, true
+	} else {
+		q.Bracket = bracket
 	}
 	f, err := nr.NetfilterFind(r.Netns, q)
 	if errors.Is(err, errNoTables) {
@@ -224,7 +224,7 @@ func tableName(c *nfstate.Chain) string {
 }
 
 // lastHook is the last netfilter hook on the path in the drop's netns, the
-// table its bracket precedes and its last bracket step.
+// table its netfilter link bracket precedes, and that step.
 func lastHook(r *report.Report) (hook, table string, step *report.Step) {
 	for i := len(r.Path) - 1; i >= 0; i-- {
 		s := &r.Path[i]
@@ -234,8 +234,8 @@ func lastHook(r *report.Report) (hook, table string, step *report.Step) {
 		if t, ok := strings.CutPrefix(s.Detail, "reached table "); ok {
 			table = t
 		}
-		if s.Prio != 0 {
-			step = s // a netfilter link bracket (none sits at priority 0)
+		if table != "" {
+			step = s
 		}
 		return s.Where, table, step
 	}

@@ -17,6 +17,9 @@ type tables struct {
 }
 
 func (t tables) NetfilterFind(_ uint32, q nfstate.Query) (*nfstate.Finding, error) {
+	if q.Bracket == "filter" {
+		q.Lo, q.Bounded = -1, true
+	}
 	return t.st.Find(q.Within([8]int32{-301, -201, -151, -101, -1, 49, 99, 101})), nil
 }
 
@@ -26,7 +29,7 @@ func withChains(chains ...*nfstate.Chain) cause.System {
 
 func bracketPath() []report.Step {
 	p := fwdPath()
-	p[len(p)-1].Detail, p[len(p)-1].Prio = "reached table filter", -1
+	p[len(p)-1].Detail = "reached table filter"
 	return p
 }
 

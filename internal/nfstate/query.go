@@ -10,6 +10,10 @@ type Query struct {
 	Family string // of the packet: ipv4, ipv6
 	Hook   string // PREROUTING, INPUT, FORWARD, OUTPUT, POSTROUTING; "" unknown
 	Iface  string // the device the packet was on
+	// Bracket is the table whose netfilter link bracket the packet
+	// passed last (the path's "reached table X"): Reader turns it into
+	// Lo.
+	Bracket string
 	// Lo < priority <= Hi bounds the chains of the ip/ip6/inet families
 	// (netfilter link brackets) when Bounded.
 	Lo, Hi  int32

@@ -13,9 +13,12 @@ type Reader struct {
 	// In runs fn on a thread inside the namespace with that inode.
 	In func(inode uint32, fn func() error) error
 	// Brackets are the priorities of the netfilter link brackets
-	// (probe.Priorities): a step at bracket i bounds the chains that
-	// could have dropped to those before bracket i+1.
+	// (probe.Priorities): a packet that passed bracket i and no other
+	// died in a chain before bracket i+1.
 	Brackets [8]int32
+	// Bracket is the priority of the bracket named by its table at a
+	// hook (probe.BracketPriority).
+	Bracket func(hook, table string) (int32, bool)
 
 	mu    sync.Mutex
 	cache map[uint32]cached
@@ -29,12 +32,15 @@ type cached struct {
 
 const ttl = time.Second
 
-// Find answers q in the namespace. q.Bounded with q.Lo set to the last
-// bracket the packet passed; Find sets q.Hi.
+// Find answers q in the namespace, bounding the priorities by the
+// bracket q.Bracket names.
 func (r *Reader) Find(inode uint32, q Query) (*Finding, error) {
 	st, err := r.state(inode)
 	if err != nil {
 		return nil, err
+	}
+	if q.Bracket != "" && r.Bracket != nil {
+		q.Lo, q.Bounded = r.Bracket(q.Hook, q.Bracket)
 	}
 	return st.Find(q.Within(r.Brackets)), nil
 }

@@ -294,3 +294,19 @@ func attachBracket(p *ebpf.Program, fam link.NetfilterProtocolFamily, hook link.
 	}
 	return nil, fmt.Errorf("all %d priorities next to %d are taken (other pktdrop instances?): %w", bracketSlack, prio, err)
 }
+
+// BracketPriority is the priority of the bracket before table at hook, the
+// inverse of BracketTable: nat has a bracket before each of its two
+// priorities, destination NAT (PREROUTING, OUTPUT) and source NAT.
+func BracketPriority(prios [8]int32, hook, table string) (int32, bool) {
+	for i, t := range bracketTables {
+		if t == "" || t != table {
+			continue
+		}
+		if t == "nat" && (i == 3) != (hook == "PREROUTING" || hook == "OUTPUT") {
+			continue
+		}
+		return prios[i], true
+	}
+	return 0, false
+}

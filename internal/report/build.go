@@ -133,9 +133,6 @@ func (b *Builder) path(ev *event.Event, r *Report) {
 		st := Step{Where: b.where(s), Netns: s.Netns, NetnsName: b.netns(s.Netns), Iface: b.device(s.Netns, s.Ifindex),
 			Src: b.addr(s.Tuple.Src), Dst: b.addr(s.Tuple.Dst), Sport: s.Tuple.Sport, Dport: s.Tuple.Dport, Detail: b.detail(s)}
 		st.PodNS, st.Pod, st.PodUID = b.pod(s.Netns)
-		if s.Point == event.PointNFLink {
-			st.Prio = s.Prio
-		}
 		r.Path = append(r.Path, st)
 		if s.Point == event.PointFIBLookup || s.Point == event.PointFIBValidate {
 			continue // their tuple is a lookup key, not the packet

@@ -79,8 +79,6 @@ type Step struct {
 	Sport     uint16 `json:"sport"`
 	Dport     uint16 `json:"dport"`
 	Detail    string `json:"detail"`
-	// Prio is the netfilter link bracket's priority (netfilter steps).
-	Prio int32 `json:"-"`
 }
 
 // NAT is one address or port translation seen on the path.

@@ -376,7 +376,8 @@ func newEnricher(rt *reasons.Table, bg *background, stderr io.Writer, hostRoot s
 		return nil, fmt.Errorf("read monotonic clock: %w", err)
 	}
 	boot := time.Now().Add(-time.Duration(ts.Nano()))
-	nf := &nfstate.Reader{In: res.Do, Brackets: prios}
+	nf := &nfstate.Reader{In: res.Do, Brackets: prios,
+		Bracket: func(hook, table string) (int32, bool) { return probe.BracketPriority(prios, hook, table) }}
 	e := &enricher{res: res, pods: idx, sys: cause.NewCached(withTables{res, nf}, time.Second), bg: bg, stderr: stderr}
 	nm := newNames(res, rt.Name, e.symbol)
 	e.names = nm
