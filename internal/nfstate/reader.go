@@ -1,6 +1,7 @@
 package nfstate
 
 import (
+	"errors"
 	"math"
 	"sync"
 	"time"
@@ -25,9 +26,10 @@ type Reader struct {
 }
 
 type cached struct {
-	st      *State
-	err     error
-	expires time.Time
+	st         *State
+	err        error
+	expires    time.Time
+	refreshing bool
 }
 
 const ttl = time.Second
@@ -62,25 +64,44 @@ func (q Query) Within(brackets [8]int32) Query {
 // NetfilterFind is Find under the name package cause asks for.
 func (r *Reader) NetfilterFind(inode uint32, q Query) (*Finding, error) { return r.Find(inode, q) }
 
+// state is the namespace's state. An answer older than ttl is still
+// used while one goroutine reads it afresh: a read lists every chain and
+// runs nft (milliseconds), which a storm of drops must not wait for.
 func (r *Reader) state(inode uint32) (*State, error) {
 	now := time.Now()
 	r.mu.Lock()
 	c, ok := r.cache[inode]
+	stale := ok && !now.Before(c.expires) && !c.refreshing
+	if stale {
+		c.refreshing = true
+		r.cache[inode] = c
+	}
 	r.mu.Unlock()
-	if ok && now.Before(c.expires) {
+	switch {
+	case stale:
+		go r.read(inode)
+		return c.st, c.err
+	case ok:
 		return c.st, c.err
 	}
+	return r.read(inode)
+}
+
+func (r *Reader) read(inode uint32) (*State, error) {
 	var st *State
 	err := r.In(inode, func() error {
 		var err error
 		st, err = Read()
 		return err
 	})
+	if st == nil && err == nil {
+		err = errors.New("netfilter state not read")
+	}
 	r.mu.Lock()
 	if r.cache == nil || len(r.cache) > 1024 {
 		r.cache = map[uint32]cached{}
 	}
-	r.cache[inode] = cached{st, err, now.Add(ttl)}
+	r.cache[inode] = cached{st: st, err: err, expires: time.Now().Add(ttl)}
 	r.mu.Unlock()
 	return st, err
 }
