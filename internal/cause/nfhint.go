@@ -104,7 +104,7 @@ func (n *nfWords) allow() string {
 		return ""
 	}
 	hook := strings.ToUpper(c.Hook)
-	inHook := hook == "PREROUTING" || hook == "INPUT" || hook == "FORWARD"
+	inHook := hook == "PREROUTING" || hook == "INPUT" || hook == "FORWARD" || hook == "INGRESS"
 	dev := in
 	if !inHook {
 		dev = r.Iface

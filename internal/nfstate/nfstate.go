@@ -32,6 +32,7 @@ type Chain struct {
 	Hook   string // nft hook name (prerouting, input, forward, ...)
 	Prio   int32
 	Policy string // accept, drop ("" for regular chains)
+	Device string // the device of a netdev-family chain
 	Rules  []Rule
 	// Backend is "nft" for native nf_tables, "iptables-nft" for tables
 	// written by iptables-nft (rule text in iptables-save form) and

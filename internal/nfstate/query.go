@@ -95,7 +95,10 @@ func (s *State) fits(c *Chain, q Query, f *Finding, hook string) bool {
 		// hook numbers.
 		return f.Bridge != "" && (hook == "" || c.Hook == hook || q.Bounded)
 	case c.Family == "netdev":
-		return hook == ""
+		// Before (ingress) or after (egress) every IP hook, on one device.
+		return hook == "" && (c.Device == "" || q.Iface == "" || c.Device == q.Iface)
+	case c.Family == "arp":
+		return q.Family == ""
 	case ipFams[c.Family]:
 		if f.Bridge != "" && !f.BrNetfilter && hook == "" {
 			return false // bridged, and the ip hooks are not called for it

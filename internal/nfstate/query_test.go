@@ -18,6 +18,7 @@ func state() *State {
 				Rules: []Rule{{Verdict: "reject", Reject: "icmp port-unreachable", Text: `-A KUBE-SERVICES -m comment --comment "a/b has no endpoints" -j REJECT`}}},
 			{Family: "inet", Table: "fw", Name: "fwd", Base: true, Hook: "forward", Prio: 10, Policy: "accept", Backend: "nft"},
 			{Family: "ip", Table: "mangle", Name: "FORWARD", Base: true, Hook: "forward", Prio: -150, Policy: "drop", Backend: "iptables-nft"},
+			{Family: "netdev", Table: "nd", Name: "in", Base: true, Hook: "ingress", Device: "eth1", Policy: "drop", Backend: "nft"},
 			{Family: "bridge", Table: "br", Name: "forward", Base: true, Hook: "forward", Prio: 0, Policy: "accept", Backend: "nft",
 				Rules: []Rule{{Verdict: "drop", Text: "ip daddr 10.0.0.1 drop"}}},
 		},
@@ -47,6 +48,8 @@ func TestFind(t *testing.T) {
 		{"ipv6 sees no ip tables", Query{Family: "ipv6", Hook: "FORWARD", Iface: "eth0"}, nil, []string{"inet fw fwd"}},
 		{"exact names from the probe", Query{Family: "ipv4", Hook: "FORWARD", Table: "mangle", Chain: "FORWARD"},
 			[]string{"ip mangle FORWARD"}, nil},
+		{"no hook seen: a netdev chain of this device only", Query{Family: "ipv6", Iface: "eth1"},
+			[]string{"netdev nd in"}, nil},
 		{"bridged without br_netfilter: the bridge family only", Query{Family: "ipv4", Iface: "p2"},
 			[]string{"bridge br forward"}, nil},
 	} {

@@ -75,7 +75,7 @@ func readNFT(s *State, fd int) error {
 	}
 	for _, ch := range chains {
 		fam := familyNames[ch.Table.Family]
-		c := &Chain{Family: fam, Table: ch.Table.Name, Name: ch.Name, Backend: "nft"}
+		c := &Chain{Family: fam, Table: ch.Table.Name, Name: ch.Name, Backend: "nft", Device: ch.Device}
 		if ch.Hooknum != nil {
 			c.Base = true
 			if names := hookNames[fam]; int(*ch.Hooknum) < len(names) {
