@@ -30,7 +30,7 @@ func netfilter(r *report.Report, sys System) {
 	if f == nil && r.Table == "" {
 		r.Table = bracket // no tables to check it against
 	}
-	n := &nfWords{r: r, f: f, step: step}
+	n := &nfWords{r: r, f: f, step: step, exact: exact && r.Chain != ""}
 	n.pick()
 	r.Explanation = n.explain()
 	r.Hint = n.hint()
@@ -69,6 +69,8 @@ type nfWords struct {
 	d []nfstate.Decider // its rules that drop or reject
 	// step is the last netfilter link bracket the packet passed.
 	step *report.Step
+	// exact: a probe in nft_do_chain named the table and base chain.
+	exact bool
 }
 
 func (n *nfWords) pick() {
@@ -91,8 +93,8 @@ func (n *nfWords) pick() {
 	case 1:
 		n.c, n.d = f.Candidates[0], f.Deciders[0]
 		r.Table = n.c.Table
-		if r.Hook == "" && n.c.Family == "bridge" {
-			r.Hook = strings.ToUpper(n.c.Hook)
+		if (r.Hook == "" && n.c.Family == "bridge") || (n.exact && n.c.Hook != "") {
+			r.Hook = strings.ToUpper(n.c.Hook) // the chain's own hook is the truth
 		}
 		if n.step != nil && strings.HasPrefix(n.step.Detail, "reached table ") {
 			// The bracket's name was a guess from the priority.

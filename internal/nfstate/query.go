@@ -78,8 +78,13 @@ func (s *State) Find(q Query) *Finding {
 }
 
 func (s *State) fits(c *Chain, q Query, f *Finding, hook string) bool {
+	if q.Table != "" && q.Chain != "" {
+		// Named by the probe: the path's last hook may be an earlier
+		// one (a bridge's forward hook records no step before it drops).
+		return c.Table == q.Table && c.Name == q.Chain
+	}
 	if q.Table != "" {
-		return c.Table == q.Table && (q.Chain == "" || c.Name == q.Chain) && (hook == "" || c.Hook == hook)
+		return c.Table == q.Table && (hook == "" || c.Hook == hook)
 	}
 	ipFams := map[string]bool{"inet": true}
 	switch q.Family {

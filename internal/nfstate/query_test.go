@@ -48,6 +48,8 @@ func TestFind(t *testing.T) {
 		{"ipv6 sees no ip tables", Query{Family: "ipv6", Hook: "FORWARD", Iface: "eth0"}, nil, []string{"inet fw fwd"}},
 		{"exact names from the probe", Query{Family: "ipv4", Hook: "FORWARD", Table: "mangle", Chain: "FORWARD"},
 			[]string{"ip mangle FORWARD"}, nil},
+		{"exact names win over an earlier hook on the path", Query{Family: "ipv4", Hook: "PREROUTING", Iface: "p2", Table: "br", Chain: "forward"},
+			[]string{"bridge br forward"}, nil},
 		{"no hook seen: a netdev chain of this device only", Query{Family: "ipv6", Iface: "eth1"},
 			[]string{"netdev nd in"}, nil},
 		{"bridged without br_netfilter: the bridge family only", Query{Family: "ipv4", Iface: "p2"},
