@@ -84,6 +84,7 @@ func (n *nfWords) pick() {
 	if f.Docker {
 		evidence(r, "docker_chains", "present")
 	}
+	f.Narrow(n.devices)
 	if len(f.Candidates) == 1 {
 		if o := nfstate.Owners(f.Deciders[0]); len(o) == 1 && o[0] != "" {
 			evidence(r, "owner", o[0])

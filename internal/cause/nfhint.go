@@ -36,7 +36,19 @@ func (n *nfWords) hint() string {
 			texts = append(texts, d.Rule.Text)
 		}
 		if owners := nfstate.Owners(n.d); len(owners) == 1 && owners[0] != "" {
+			if m := dockerMechanism(owners[0], n.d[0].Chain.Name, strings.Join(texts, " ")); m != "" {
+				evidence(r, "docker_mechanism", m)
+			}
 			return ownerHint(owners[0], texts, n.d[0].Chain.Name, n.allow())
+		}
+		if n.iccDisabled() {
+			evidence(r, "docker_mechanism", "icc disabled")
+			h := "Docker disables communication between the containers of this network (icc=false, or the network option " +
+				"com.docker.network.bridge.enable_icc=false): enable it"
+			if allow := n.allow(); allow != "" {
+				h += ", or allow this container's traffic in DOCKER-USER: " + allow
+			}
+			return h
 		}
 	}
 	allow := n.allow()
@@ -67,6 +79,33 @@ func (n *nfWords) hint() string {
 	return "list " + list + " (`nft list ruleset` or `" + n.tool() + "-save`) and allow this traffic" + rulesHint(r)
 }
 
+func dockerMechanism(owner, chain, rules string) string {
+	switch {
+	case owner != "Docker":
+		return ""
+	case chain == "DOCKER-ISOLATION-STAGE-1" && (strings.Contains(rules, "! -d ") || strings.Contains(rules, "! -s ")):
+		return "internal network"
+	case strings.HasPrefix(chain, "DOCKER-ISOLATION"):
+		return "isolation between networks"
+	}
+	return ""
+}
+
+// iccDisabled: the only rules that can have dropped this bridged packet
+// are Docker's `-i <bridge> -o <bridge> -j DROP`.
+func (n *nfWords) iccDisabled() bool {
+	f := n.f
+	if f == nil || !f.Docker || f.Bridge == "" || len(n.d) == 0 {
+		return false
+	}
+	for _, d := range n.d {
+		if !strings.Contains(d.Rule.Text, "-i "+f.Bridge+" -o "+f.Bridge+" -j DROP") {
+			return false
+		}
+	}
+	return true
+}
+
 func ownerHint(owner string, rules []string, chain, allow string) string {
 	all := strings.Join(rules, " ")
 	switch {
@@ -76,6 +115,11 @@ func ownerHint(owner string, rules []string, chain, allow string) string {
 	case owner == "kube-proxy":
 		return "the rule belongs to kube-proxy (chain " + chain + "), which rewrites it from the Services: fix the Service " +
 			"(its ports, selector, endpoints) rather than the rule"
+	case owner == "Docker" && chain == "DOCKER-ISOLATION-STAGE-1" && (strings.Contains(all, "! -d ") || strings.Contains(all, "! -s ")):
+		// Docker's rules for an --internal network: nothing enters or
+		// leaves its subnet (its containers have no route out either).
+		return "the Docker network is --internal: Docker drops what enters or leaves it; connect the container to a " +
+			"network that is not internal (docker network connect <network> <container>) or recreate the network without --internal"
 	case owner == "Docker" && strings.HasPrefix(chain, "DOCKER-ISOLATION"):
 		h := "Docker isolates its networks from each other: connect the container to both networks " +
 			"(docker network connect <network> <container>)"
@@ -161,17 +205,61 @@ func (n *nfWords) allow() string {
 // ingress is the device the packet came in on in the drop's namespace:
 // at the bridge's forward hook the kernel already points the packet at
 // the port it leaves by.
-func (n *nfWords) ingress() string {
+func (n *nfWords) ingress() string { return n.ingressOf(n.c) }
+
+func (n *nfWords) ingressOf(c *nfstate.Chain) string {
 	r := n.r
 	for i := len(r.Path) - 1; i >= 0; i-- {
 		if s := r.Path[i]; s.Where == "receive" && s.Netns == r.Netns && s.Iface != "" {
 			return s.Iface
 		}
 	}
-	if n.c != nil && n.c.Family == "bridge" {
+	if c != nil && c.Family == "bridge" {
 		return "" // the device of the drop is the way out
 	}
 	return r.Iface
+}
+
+// devices are the input and output devices a rule of chain c matched
+// against (each "" when unknown).
+func (n *nfWords) devices(c *nfstate.Chain) (in, out string) {
+	r := n.r
+	if n.f != nil && n.f.Bridge != "" && c.Family != "bridge" {
+		return n.f.Bridge, n.f.Bridge // iptables sees the bridge, not its ports
+	}
+	in = n.ingressOf(c)
+	switch strings.ToUpper(c.Hook) {
+	case "OUTPUT", "POSTROUTING":
+		return "", r.Iface
+	case "FORWARD":
+		if c.Family == "bridge" {
+			return in, r.Iface // the port it was leaving by
+		}
+		return in, n.routeDev()
+	}
+	return in, ""
+}
+
+// routeDev is the device of the route lookup before the packet's last
+// hook in the drop's netns (lookups after it route an ICMP error back).
+func (n *nfWords) routeDev() string {
+	r := n.r
+	hooked := false
+	for i := len(r.Path) - 1; i >= 0; i-- {
+		s := r.Path[i]
+		if s.Netns != r.Netns {
+			continue
+		}
+		hooked = hooked || isHook(s.Where)
+		if s.Where != "route" || !hooked {
+			continue
+		}
+		if _, dev, ok := strings.Cut(s.Detail, ": via "); ok {
+			return dev
+		}
+		return ""
+	}
+	return ""
 }
 
 func quoteCmds(cmds []string) string {

@@ -47,6 +47,7 @@ type Finding struct {
 type Decider struct {
 	Chain *Chain
 	Rule  Rule
+	Via   []Rule // the jumps from the base chain to Chain
 }
 
 // Find answers q from the state.
@@ -117,12 +118,12 @@ func (s *State) fits(c *Chain, q Query, f *Finding, hook string) bool {
 }
 
 // deciders walks the rules reachable from c (jumps and gotos) and returns
-// those that drop or reject.
+// those that drop or reject, each with the jumps that lead to it.
 func (s *State) deciders(c *Chain) []Decider {
 	var out []Decider
 	seen := map[*Chain]bool{}
-	var walk func(c *Chain)
-	walk = func(c *Chain) {
+	var walk func(c *Chain, via []Rule)
+	walk = func(c *Chain, via []Rule) {
 		if c == nil || seen[c] {
 			return
 		}
@@ -130,13 +131,13 @@ func (s *State) deciders(c *Chain) []Decider {
 		for _, r := range c.Rules {
 			switch r.Verdict {
 			case "drop", "reject", "vmap":
-				out = append(out, Decider{c, r})
+				out = append(out, Decider{Chain: c, Rule: r, Via: via})
 			case "jump", "goto":
-				walk(s.chain(c.Family, c.Table, r.Target))
+				walk(s.chain(c.Family, c.Table, r.Target), append(via[:len(via):len(via)], r))
 			}
 		}
 	}
-	walk(c)
+	walk(c, nil)
 	return out
 }
 

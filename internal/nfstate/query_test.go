@@ -121,3 +121,40 @@ func TestParseText(t *testing.T) {
 		}
 	}
 }
+
+func TestCouldMatch(t *testing.T) {
+	for _, tc := range []struct {
+		text, in, out string
+		want          bool
+	}{
+		{"-A DOCKER-ISOLATION-STAGE-2 -o br-b -j DROP", "br-a", "br-b", true},
+		{"-A DOCKER-ISOLATION-STAGE-2 -o br-c -j DROP", "br-a", "br-b", false},
+		{"-A DOCKER-ISOLATION-STAGE-1 -i br-a ! -o br-a -j DOCKER-ISOLATION-STAGE-2", "br-a", "br-a", false},
+		{"-A DOCKER-ISOLATION-STAGE-1 ! -s 172.30.4.0/24 -o br-i -j DROP", "br-a", "", true},
+		{`iifname "eth0" drop`, "eth1", "", false},
+		{`iifname != "eth0" drop`, "eth1", "", true},
+		{`oifname "veth*" drop`, "", "eth1", true},
+		{"-A FORWARD -i br-x -o br-x -j DROP", "br-x", "br-x", true},
+	} {
+		if got := couldMatch(tc.text, tc.in, tc.out); got != tc.want {
+			t.Errorf("couldMatch(%q, %q, %q) = %v, want %v", tc.text, tc.in, tc.out, got, tc.want)
+		}
+	}
+}
+
+func TestNarrowFollowsJumps(t *testing.T) {
+	st := &State{Links: map[string]Link{}, Chains: []*Chain{
+		{Family: "ip", Table: "filter", Name: "FORWARD", Base: true, Hook: "forward", Policy: "drop", Backend: "iptables-nft",
+			Rules: []Rule{{Verdict: "jump", Target: "S1", Text: "-A FORWARD -j S1"},
+				{Verdict: "drop", Text: "-A FORWARD -i br-x -o br-x -j DROP"}}},
+		{Family: "ip", Table: "filter", Name: "S1", Backend: "iptables-nft",
+			Rules: []Rule{{Verdict: "jump", Target: "S2", Text: "-A S1 -i br-x ! -o br-x -j S2"}}},
+		{Family: "ip", Table: "filter", Name: "S2", Backend: "iptables-nft",
+			Rules: []Rule{{Verdict: "drop", Text: "-A S2 -o br-x -j DROP"}}},
+	}}
+	f := st.Find(Query{Family: "ipv4", Hook: "FORWARD"})
+	f.Narrow(func(*Chain) (string, string) { return "br-x", "br-x" })
+	if len(f.Deciders) != 1 || len(f.Deciders[0]) != 1 || f.Deciders[0][0].Chain.Name != "FORWARD" {
+		t.Errorf("deciders = %+v, want only FORWARD's -i br-x -o br-x rule", f.Deciders)
+	}
+}
