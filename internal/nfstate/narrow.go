@@ -23,7 +23,7 @@ func (f *Finding) Narrow(devices func(*Chain) (in, out string)) {
 			}
 		}
 		if len(keep) > 0 || c.Policy == "drop" {
-			cands, decs = append(cands, c), append(decs, keep)
+			cands, decs = append(cands, c), append(decs, unique(keep))
 		}
 	}
 	f.Candidates, f.Deciders = cands, decs

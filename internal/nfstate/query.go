@@ -121,13 +121,17 @@ func (s *State) fits(c *Chain, q Query, f *Finding, hook string) bool {
 // those that drop or reject, each with the jumps that lead to it.
 func (s *State) deciders(c *Chain) []Decider {
 	var out []Decider
-	seen := map[*Chain]bool{}
+	// A chain is walked once per way in (Docker jumps to its isolation
+	// chain once per network), never into itself; bounded for rule sets
+	// of tens of thousands of rules.
+	onStack := map[*Chain]bool{}
 	var walk func(c *Chain, via []Rule)
 	walk = func(c *Chain, via []Rule) {
-		if c == nil || seen[c] {
+		if c == nil || onStack[c] || len(out) > maxDeciders || len(via) > 16 {
 			return
 		}
-		seen[c] = true
+		onStack[c] = true
+		defer delete(onStack, c)
 		for _, r := range c.Rules {
 			switch r.Verdict {
 			case "drop", "reject", "vmap":
@@ -140,6 +144,8 @@ func (s *State) deciders(c *Chain) []Decider {
 	walk(c, nil)
 	return out
 }
+
+const maxDeciders = 4096
 
 // Kinds of a candidate's deciders.
 func Kinds(d []Decider) (drop, reject, invalid, other int) {
@@ -156,6 +162,25 @@ func Kinds(d []Decider) (drop, reject, invalid, other int) {
 		}
 	}
 	return
+}
+
+// unique keeps one decider per rule (a rule reached by several jumps).
+func unique(d []Decider) []Decider {
+	type key struct {
+		c *Chain
+		h uint64
+		t string
+	}
+	seen := map[key]bool{}
+	var out []Decider
+	for _, x := range d {
+		k := key{x.Chain, x.Rule.Handle, x.Rule.Text}
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 // Owners are the owners of the chains the deciders sit in ("" for

@@ -148,13 +148,20 @@ func TestNarrowFollowsJumps(t *testing.T) {
 			Rules: []Rule{{Verdict: "jump", Target: "S1", Text: "-A FORWARD -j S1"},
 				{Verdict: "drop", Text: "-A FORWARD -i br-x -o br-x -j DROP"}}},
 		{Family: "ip", Table: "filter", Name: "S1", Backend: "iptables-nft",
-			Rules: []Rule{{Verdict: "jump", Target: "S2", Text: "-A S1 -i br-x ! -o br-x -j S2"}}},
+			Rules: []Rule{{Verdict: "jump", Target: "S2", Text: "-A S1 -i br-y ! -o br-y -j S2"},
+				{Verdict: "jump", Target: "S2", Text: "-A S1 -i br-x ! -o br-x -j S2"}}},
 		{Family: "ip", Table: "filter", Name: "S2", Backend: "iptables-nft",
-			Rules: []Rule{{Verdict: "drop", Text: "-A S2 -o br-x -j DROP"}}},
+			Rules: []Rule{{Verdict: "drop", Text: "-A S2 -o br-x -j DROP"}, {Verdict: "drop", Text: "-A S2 -o br-z -j DROP"}}},
 	}}
 	f := st.Find(Query{Family: "ipv4", Hook: "FORWARD"})
 	f.Narrow(func(*Chain) (string, string) { return "br-x", "br-x" })
 	if len(f.Deciders) != 1 || len(f.Deciders[0]) != 1 || f.Deciders[0][0].Chain.Name != "FORWARD" {
 		t.Errorf("deciders = %+v, want only FORWARD's -i br-x -o br-x rule", f.Deciders)
+	}
+	// Routed from br-x to br-z: S2 reached by the second jump only.
+	f = st.Find(Query{Family: "ipv4", Hook: "FORWARD"})
+	f.Narrow(func(*Chain) (string, string) { return "br-x", "br-z" })
+	if len(f.Deciders) != 1 || len(f.Deciders[0]) != 1 || f.Deciders[0][0].Rule.Text != "-A S2 -o br-z -j DROP" {
+		t.Errorf("deciders = %+v, want only S2's -o br-z rule", f.Deciders)
 	}
 }
