@@ -21,12 +21,13 @@ import (
 // runs in a mount namespace of its own too (ip netns exec would remount
 // /sys without the cgroup mounts dockerd needs).
 type Docker struct {
-	Host  *NS
-	tb    testing.TB
-	dir   string
-	sock  string
-	cmd   *exec.Cmd
-	image string
+	Host   *NS
+	tb     testing.TB
+	dir    string
+	sock   string
+	cmd    *exec.Cmd
+	exited chan error // dockerd's exit, once
+	image  string
 }
 
 // StartDocker starts dockerd in a new namespace of n and imports a
@@ -42,6 +43,11 @@ func StartDocker(tb testing.TB, n *Net) *Docker {
 		privtest.Unavailable(tb, err.Error())
 	}
 	before := hostRuleset(tb)
+	existed := map[string]bool{}
+	for _, p := range []string{"/etc/docker/key.json", "/run/docker"} {
+		_, err := os.Stat(p)
+		existed[p] = err == nil
+	}
 	// Short: containerd's socket path under the exec root must fit a
 	// sockaddr_un.
 	dir, err := os.MkdirTemp("/tmp", "pdk")
@@ -49,17 +55,28 @@ func StartDocker(tb testing.TB, n *Net) *Docker {
 		tb.Fatalf("testnet: %v", err)
 	}
 	d := &Docker{Host: n.NS("dockerhost"), tb: tb, dir: dir, sock: filepath.Join(dir, "sock"), image: "pktdrop-busybox:test"}
+	conf := fmt.Sprintf(`{"deprecated-key-path": %q}`, filepath.Join(dir, "key.json"))
+	if err := os.WriteFile(filepath.Join(dir, "daemon.json"), []byte(conf), 0o600); err != nil {
+		tb.Fatalf("testnet: %v", err)
+	}
 	log, err := os.Create(filepath.Join(dir, "dockerd.log"))
 	if err != nil {
 		tb.Fatalf("testnet: %v", err)
 	}
-	d.cmd = exec.Command("unshare", "-m", "--propagation", "slave", "nsenter", "--net="+d.Host.Path(), "dockerd",
+	// dockerd 20.10 also writes /etc/docker/key.json and /run/docker: the
+	// key goes to dir, and /run is a tmpfs of its mount namespace (after
+	// nsenter has opened the netns file that lives there).
+	d.cmd = exec.Command("unshare", "-m", "--propagation", "slave", "nsenter", "--net="+d.Host.Path(), "sh", "-c",
+		`mount -t tmpfs pktdrop-run /run && exec dockerd "$@"`, "sh",
 		"--data-root", filepath.Join(dir, "data"), "--exec-root", filepath.Join(dir, "exec"),
-		"--pidfile", filepath.Join(dir, "pid"), "-H", "unix://"+d.sock, "--storage-driver", "vfs")
+		"--pidfile", filepath.Join(dir, "pid"), "-H", "unix://"+d.sock, "--storage-driver", "vfs",
+		"--config-file", filepath.Join(dir, "daemon.json"))
 	d.cmd.Stdout, d.cmd.Stderr = log, log
 	if err := d.cmd.Start(); err != nil {
 		tb.Fatalf("testnet: start dockerd: %v", err)
 	}
+	d.exited = make(chan error, 1)
+	go func() { d.exited <- d.cmd.Wait() }()
 	tb.Cleanup(func() {
 		d.stop()
 		log.Close()
@@ -69,19 +86,28 @@ func StartDocker(tb testing.TB, n *Net) *Docker {
 			}
 		}
 		_ = os.RemoveAll(dir)
+		for _, p := range []string{"/etc/docker/key.json", "/run/docker"} {
+			if _, err := os.Stat(p); err == nil && !existed[p] {
+				tb.Errorf("testnet: dockerd left %s on the machine", p)
+			}
+		}
 		if after := hostRuleset(tb); after != before {
 			tb.Errorf("testnet: the machine's ruleset changed while dockerd ran:\nbefore:\n%s\nafter:\n%s", before, after)
 		}
 	})
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.After(60 * time.Second)
 	for {
 		if _, err := d.Run("info"); err == nil {
 			break
 		}
-		if time.Now().After(deadline) {
+		select {
+		case err := <-d.exited:
+			d.exited <- err
+			tb.Fatalf("testnet: dockerd exited: %v", err)
+		case <-deadline:
 			tb.Fatalf("testnet: dockerd did not answer within 60s")
+		case <-time.After(250 * time.Millisecond):
 		}
-		time.Sleep(250 * time.Millisecond)
 	}
 	img := filepath.Join(dir, "img")
 	if err := os.MkdirAll(filepath.Join(img, "bin"), 0o755); err != nil {
@@ -146,13 +172,11 @@ func (d *Docker) stop() {
 		_, _ = d.Run(append([]string{"rm", "-f"}, strings.Fields(ids)...)...)
 	}
 	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- d.cmd.Wait() }()
 	select {
-	case <-done:
+	case <-d.exited:
 	case <-time.After(20 * time.Second):
 		_ = d.cmd.Process.Kill()
-		<-done
+		<-d.exited
 		d.tb.Errorf("testnet: dockerd (pid %d) did not stop on SIGTERM; killed", d.cmd.Process.Pid)
 	}
 }
