@@ -67,7 +67,11 @@ func StartDocker(tb testing.TB, n *Net) *Docker {
 	// key goes to dir, and /run is a tmpfs of its mount namespace (after
 	// nsenter has opened the netns file that lives there).
 	d.cmd = exec.Command("unshare", "-m", "--propagation", "slave", "nsenter", "--net="+d.Host.Path(), "sh", "-c",
-		`mount -t tmpfs pktdrop-run /run && exec dockerd "$@"`, "sh",
+		// A bare guest kernel (vmtest) may have no cgroup mounted: mount
+		// cgroup2, in this mount namespace only, where none is.
+		`mount -t tmpfs pktdrop-run /run &&
+		{ [ -e /sys/fs/cgroup/cgroup.controllers ] || [ -d /sys/fs/cgroup/devices ] || mount -t cgroup2 none /sys/fs/cgroup; } &&
+		exec dockerd "$@"`, "sh",
 		"--data-root", filepath.Join(dir, "data"), "--exec-root", filepath.Join(dir, "exec"),
 		"--pidfile", filepath.Join(dir, "pid"), "-H", "unix://"+d.sock, "--storage-driver", "vfs",
 		"--config-file", filepath.Join(dir, "daemon.json"))
