@@ -100,7 +100,7 @@ func TestImage(t *testing.T) {
 			rs, _ := parseReports(s[:strings.LastIndexByte(s, '\n')+1])
 			for _, r := range rs {
 				got = append(got, brief(rs))
-				if r.NetnsName == ns.Name() && r.Hook == "INPUT" && r.Table == "filter" && !strings.HasPrefix(r.Location, "0x") {
+				if r.NetnsName == ns.Name() && r.Hook == "INPUT" && r.Table == "pdimg" && !strings.HasPrefix(r.Location, "0x") {
 					if strings.Contains(stderr.String(), "missing CAP_") {
 						t.Errorf("with the documented capabilities pktdrop still says one is missing:\n%s", stderr.String())
 					}
@@ -108,7 +108,7 @@ func TestImage(t *testing.T) {
 				}
 			}
 		}
-		t.Errorf("no drop named %s with hook INPUT, table filter and a symbolized location; reports:\n%s\nstderr:\n%s",
+		t.Errorf("no drop named %s with hook INPUT, table pdimg (the one that exists, not the priority bracket's name) and a symbolized location; reports:\n%s\nstderr:\n%s",
 			ns.Name(), strings.Join(got, ""), stderr.String())
 	})
 

@@ -1,11 +1,13 @@
 package cause
 
 import (
+	"errors"
 	"net"
 	"sync"
 	"time"
 
 	"github.com/pktdrop/pktdrop/internal/netns"
+	"github.com/pktdrop/pktdrop/internal/nfstate"
 )
 
 // Cached is a System that remembers answers, failures included, for a
@@ -24,6 +26,8 @@ type Cached struct {
 	routes  map[routeKey]answer[netns.Route]
 	extra   memo
 }
+
+var errNoTables = errors.New("this system does not read netfilter tables")
 
 // cacheMax bounds each map: namespaces and addresses churn.
 const cacheMax = 4096
@@ -93,4 +97,14 @@ func (c *Cached) RouteGet(inode uint32, dst net.IP, opts netns.RouteOptions) (ne
 	c.routes[k] = answer[netns.Route]{rt, err, now.Add(c.ttl)}
 	c.mu.Unlock()
 	return rt, err
+}
+
+// NetfilterFind implements NetfilterReader when the wrapped System does
+// (which caches by itself: its answers are read per namespace).
+func (c *Cached) NetfilterFind(inode uint32, q nfstate.Query) (*nfstate.Finding, error) {
+	nr, ok := c.sys.(NetfilterReader)
+	if !ok {
+		return nil, errNoTables
+	}
+	return nr.NetfilterFind(inode, q)
 }

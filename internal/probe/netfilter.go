@@ -304,3 +304,19 @@ func (s *Set) CoveredNetns() int {
 	defer s.nf.mu.Unlock()
 	return len(s.nf.attached)
 }
+
+// BracketPriority is the priority of the bracket before table at hook, the
+// inverse of BracketTable: nat has a bracket before each of its two
+// priorities, destination NAT (PREROUTING, OUTPUT) and source NAT.
+func BracketPriority(prios [8]int32, hook, table string) (int32, bool) {
+	for i, t := range bracketTables {
+		if t == "" || t != table {
+			continue
+		}
+		if t == "nat" && (i == 3) != (hook == "PREROUTING" || hook == "OUTPUT") {
+			continue
+		}
+		return prios[i], true
+	}
+	return 0, false
+}

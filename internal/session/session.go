@@ -25,6 +25,7 @@ import (
 	"github.com/pktdrop/pktdrop/internal/ksym"
 	"github.com/pktdrop/pktdrop/internal/metrics"
 	"github.com/pktdrop/pktdrop/internal/netns"
+	"github.com/pktdrop/pktdrop/internal/nfstate"
 	"github.com/pktdrop/pktdrop/internal/output"
 	"github.com/pktdrop/pktdrop/internal/pods"
 	"github.com/pktdrop/pktdrop/internal/probe"
@@ -385,6 +386,16 @@ func missing(st []probe.Status) string {
 	return msg + "; paths will lack those steps (`pktdrop probes` says why)"
 }
 
+// withTables is the resolver that also reads netfilter tables.
+type withTables struct {
+	*netns.Resolver
+	nf *nfstate.Reader
+}
+
+func (w withTables) NetfilterFind(inode uint32, q nfstate.Query) (*nfstate.Finding, error) {
+	return w.nf.Find(inode, q)
+}
+
 // enricher turns events into reports with names and causes.
 type enricher struct {
 	b     report.Builder
@@ -416,7 +427,9 @@ func newEnricher(rt *reasons.Table, bg *background, stderr io.Writer, hostRoot s
 		return nil, fmt.Errorf("read monotonic clock: %w", err)
 	}
 	boot := time.Now().Add(-time.Duration(ts.Nano()))
-	e := &enricher{res: res, pods: idx, sys: cause.NewCached(res, time.Second), bg: bg, stderr: stderr}
+	nf := &nfstate.Reader{In: res.Do, Brackets: prios,
+		Bracket: func(hook, table string) (int32, bool) { return probe.BracketPriority(prios, hook, table) }}
+	e := &enricher{res: res, pods: idx, sys: cause.NewCached(withTables{res, nf}, time.Second), bg: bg, stderr: stderr}
 	nm := newNames(res, rt.Name, e.symbol)
 	e.names = nm
 	e.benign = newBenign(res, e)

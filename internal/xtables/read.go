@@ -39,28 +39,32 @@ func InUse(family int) bool {
 // namespace at nsPath; nil, nil when it has none (or the kernel has no
 // x_tables for that family).
 func Read(nsPath string, family int) (*Ruleset, error) {
-	tool, lerr := exec.LookPath(saveTool(family))
-	var out []byte
+	var rs *Ruleset
 	err := netns.DoPath(nsPath, func() error {
-		if !InUse(family) {
-			return nil
-		}
-		if lerr != nil {
-			return fmt.Errorf("%w (install iptables to name legacy rules): %v", ErrNoTool, lerr)
-		}
-		// The child starts on this thread, so in this namespace.
-		var stderr bytes.Buffer
-		cmd := exec.Command(tool, "-c")
-		cmd.Stderr = &stderr
 		var err error
-		out, err = cmd.Output()
-		if err != nil {
-			return fmt.Errorf("%s -c: %w: %s", tool, err, strings.TrimSpace(stderr.String()))
-		}
-		return nil
+		rs, err = ReadHere(family)
+		return err
 	})
-	if err != nil || out == nil {
-		return nil, err
+	return rs, err
+}
+
+// ReadHere is Read for the network namespace of the calling thread (which
+// must be locked to its OS thread).
+func ReadHere(family int) (*Ruleset, error) {
+	if !InUse(family) {
+		return nil, nil
+	}
+	tool, err := exec.LookPath(saveTool(family))
+	if err != nil {
+		return nil, fmt.Errorf("%w (install iptables to name legacy rules): %v", ErrNoTool, err)
+	}
+	// The child starts on this thread, so in this namespace.
+	var stderr bytes.Buffer
+	cmd := exec.Command(tool, "-c")
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("%s -c: %w: %s", tool, err, strings.TrimSpace(stderr.String()))
 	}
 	return Parse(bytes.NewReader(out))
 }
