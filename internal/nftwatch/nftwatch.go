@@ -29,6 +29,7 @@ type Watcher struct {
 
 	mu     sync.Mutex
 	ns     map[uint64]*nsWatch
+	failed map[uint64]bool // not tried again while kept
 	closed bool
 }
 
@@ -45,7 +46,7 @@ type nsWatch struct {
 // its tables or base chains changed. changed runs on a goroutine of its
 // own per namespace and may block.
 func New(changed func(path string)) *Watcher {
-	return &Watcher{changed: changed, ns: map[uint64]*nsWatch{}}
+	return &Watcher{changed: changed, ns: map[uint64]*nsWatch{}, failed: map[uint64]bool{}}
 }
 
 // Add watches the namespaces at paths not watched yet. Namespaces that
@@ -56,12 +57,15 @@ func (w *Watcher) Add(paths []string) error {
 	var errs []error
 	for _, p := range paths {
 		var st unix.Stat_t
-		if w.closed || unix.Stat(p, &st) != nil || w.ns[st.Ino] != nil {
+		if w.closed || unix.Stat(p, &st) != nil || w.ns[st.Ino] != nil || w.failed[st.Ino] {
 			continue
 		}
 		n, ino, err := open(p)
 		if err != nil {
-			errs = append(errs, err)
+			if !errors.Is(err, os.ErrNotExist) {
+				w.failed[st.Ino] = true
+				errs = append(errs, err)
+			}
 			continue
 		}
 		w.ns[ino] = n
@@ -102,6 +106,11 @@ func (w *Watcher) Keep(keep map[uint64]bool) {
 		if !keep[ino] {
 			n.stop()
 			delete(w.ns, ino)
+		}
+	}
+	for ino := range w.failed {
+		if !keep[ino] {
+			delete(w.failed, ino)
 		}
 	}
 }
