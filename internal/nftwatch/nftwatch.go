@@ -86,6 +86,11 @@ func open(path string) (*nsWatch, uint64, error) {
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
 		return nil, 0, fmt.Errorf("watch nf_tables in %s: %w", path, err)
 	}
+	// A name whose namespace was just deleted (unmounted) is a plain file.
+	var fs unix.Statfs_t
+	if err := unix.Fstatfs(int(f.Fd()), &fs); err != nil || fs.Type != unix.NSFS_MAGIC {
+		return nil, 0, fmt.Errorf("watch nf_tables in %s: %w", path, os.ErrNotExist)
+	}
 	c, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: int(f.Fd())})
 	if err != nil {
 		return nil, 0, fmt.Errorf("watch nf_tables in %s: %w", path, err)
