@@ -45,7 +45,7 @@ func TestLateNetns(t *testing.T) {
 	created := time.Now()
 	ns := n.NS("late")
 	ns.MustRun("ip", "addr", "add", addr+"/32", "dev", "lo")
-	if at, ok := waitLinks(t, p, links); ok {
+	if at, ok := waitLinks(t, p, links, created.Add(time.Second)); ok {
 		t.Logf("links attached in the new namespace %v after `ip netns add`", at.Sub(created).Round(time.Millisecond))
 	}
 	time.Sleep(time.Until(created.Add(time.Second)))
@@ -123,37 +123,34 @@ func nfLinks(t *testing.T, p *proc) int {
 	return n
 }
 
-// waitLinks waits until pktdrop holds more netfilter links than before
-// and tells when it saw them; false where it uses none.
-func waitLinks(t *testing.T, p *proc, before int) (time.Time, bool) {
+// waitLinks waits, until the deadline, for pktdrop to hold more netfilter
+// links than before and tells when it saw them; false where it uses none.
+func waitLinks(t *testing.T, p *proc, before int, deadline time.Time) (time.Time, bool) {
 	t.Helper()
 	if !strings.Contains(p.stderr.String(), "via netfilter links") {
 		return time.Time{}, false
 	}
-	start := time.Now()
-	limit := 2 * time.Second
-	if os.Getenv("PKTDROP_VM") != "" {
-		limit = 10 * time.Second
-	}
-	for time.Since(start) < limit {
+	for time.Now().Before(deadline) {
 		if nfLinks(t, p) > before {
 			return time.Now(), true
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-	t.Fatalf("pktdrop attached no netfilter link within %v (it holds %d); stderr:\n%s", limit, before, p.stderr.String())
+	t.Fatalf("pktdrop attached no netfilter link by %s (it holds %d); stderr:\n%s", deadline.Format("15:04:05.000"), before, p.stderr.String())
 	return time.Time{}, false
 }
 
-// replan waits for pktdrop to bracket a chain added at ruled (it attaches
-// links for it: the replan is seen, and timed, in what pktdrop holds) and
-// then for a user's reaction time, 300 ms after the rule, before the
-// packet: other tests' namespaces may add links meanwhile, so the count
-// alone cannot say the replan was ours. Where nf_hook_slow is probed there
-// is nothing to replan.
+// replan gives pktdrop a user's reaction time, 300 ms from the command
+// that added a chain, to bracket it: it must have attached links for it
+// by then (the replan is seen, and timed, in what pktdrop holds), and the
+// packet is sent no sooner (other tests' namespaces may add links
+// meanwhile, so the count alone cannot say the replan was ours: the first
+// drop's hook does). Without the table watch only pktdrop's periodic
+// rescan could come that soon. Where nf_hook_slow is probed there is
+// nothing to replan.
 func replan(t *testing.T, p *proc, links int, ruled time.Time) {
 	t.Helper()
-	if at, ok := waitLinks(t, p, links); ok {
+	if at, ok := waitLinks(t, p, links, ruled.Add(300*time.Millisecond)); ok {
 		t.Logf("links replanned %v after the command adding the chain started", at.Sub(ruled).Round(time.Millisecond))
 	}
 	time.Sleep(time.Until(ruled.Add(300 * time.Millisecond)))
