@@ -45,7 +45,7 @@ func TestLateNetns(t *testing.T) {
 	created := time.Now()
 	ns := n.NS("late")
 	ns.MustRun("ip", "addr", "add", addr+"/32", "dev", "lo")
-	if at, ok := waitLinks(t, p, links, created.Add(time.Second)); ok {
+	if at, ok := waitLinks(t, p, links, created.Add(2*time.Second)); ok {
 		t.Logf("links attached in the new namespace %v after `ip netns add`", at.Sub(created).Round(time.Millisecond))
 	}
 	time.Sleep(time.Until(created.Add(time.Second)))
