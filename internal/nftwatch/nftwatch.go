@@ -155,7 +155,7 @@ func (n *nsWatch) read(changed func(string)) {
 			// ENOBUFS: messages were lost, some may have been changes.
 			// Any other error ends the watch (a drop lacking its hook
 			// still asks for a replan).
-			n.changed(changed)
+			n.schedule(changed)
 			if errors.Is(err, unix.ENOBUFS) {
 				continue
 			}
@@ -163,16 +163,16 @@ func (n *nsWatch) read(changed func(string)) {
 		}
 		for _, m := range msgs {
 			if relevant(m) {
-				n.changed(changed)
+				n.schedule(changed)
 				break
 			}
 		}
 	}
 }
 
-// changed reports the namespace Settle from now, unless a report is
+// schedule reports the namespace Settle from now, unless a report is
 // pending already.
-func (n *nsWatch) changed(changed func(string)) {
+func (n *nsWatch) schedule(changed func(string)) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.pending || n.stopped {
