@@ -113,7 +113,12 @@ func (e *enricher) follow(ctx context.Context, tr *tracer.Tracer, attr *rules.At
 		// is heard and its namespace replanned before a user can send a
 		// packet through it. iptables-legacy sends no notification: there
 		// the first drop lacking its hook asks for the replan.
-		fl.nft = nftwatch.New(func(path string) { _ = tr.AddNetns([]string{path}) })
+		fl.nft = nftwatch.New(func(path string) {
+			if ino, err := netns.Inode(path); err == nil {
+				e.nf.Forget(ino)
+			}
+			_ = tr.AddNetns([]string{path})
+		})
 		go func() {
 			<-ctx.Done()
 			fl.nft.Close()
