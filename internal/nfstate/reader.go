@@ -105,3 +105,12 @@ func (r *Reader) read(inode uint32) (*State, error) {
 	r.mu.Unlock()
 	return st, err
 }
+
+// Forget drops what is known of a namespace whose tables changed (a
+// table watch heard it), so that the next drop reads them afresh rather
+// than name a table that is gone or miss a new one for up to ttl.
+func (r *Reader) Forget(inode uint32) {
+	r.mu.Lock()
+	delete(r.cache, inode)
+	r.mu.Unlock()
+}

@@ -38,3 +38,25 @@ func TestReaderServesStale(t *testing.T) {
 		t.Errorf("reads = %d, want 2 (the first and one refresh)", n)
 	}
 }
+
+// A forgotten namespace is read afresh on the next question, not served
+// from the cache.
+func TestReaderForget(t *testing.T) {
+	var reads atomic.Int32
+	r := &Reader{In: func(_ uint32, fn func() error) error {
+		reads.Add(1)
+		return fn()
+	}}
+	for range 2 {
+		if _, err := r.state(7); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.Forget(7)
+	if _, err := r.state(7); err != nil {
+		t.Fatal(err)
+	}
+	if n := reads.Load(); n != 2 {
+		t.Errorf("reads = %d, want 2 (the first, and the one after Forget)", n)
+	}
+}

@@ -35,9 +35,10 @@ import (
 // chain before the next one, so no packet can stop between them. Tables
 // of iptables-legacy (whose chains nftables does not list), or a
 // namespace whose tables cannot be listed, get all brackets. Rescans
-// (every AddNetns) add brackets as chains appear; until then, at most one
-// rescan interval, a drop in a new chain is attributed to the bracket
-// before it.
+// (every AddNetns: the session replans a namespace when nf_tables tells it
+// of a new table or base chain, and on a drop lacking its hook) add
+// brackets as chains appear; until then a drop in a new chain is
+// attributed to the bracket before it.
 type nsPlan [2][unix.NF_INET_NUMHOOKS]uint8 // [family][hook]: bit i = bracket i
 
 // nfFamilies are the families of nsPlan's first index.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pktdrop/pktdrop/internal/filter"
 	"github.com/pktdrop/pktdrop/internal/netns"
+	"github.com/pktdrop/pktdrop/internal/nftwatch"
 	"github.com/pktdrop/pktdrop/internal/nswatch"
 	"github.com/pktdrop/pktdrop/internal/pods"
 	"github.com/pktdrop/pktdrop/internal/rules"
@@ -95,6 +96,7 @@ type follower struct {
 	node   Node
 	stderr io.Writer
 	w      *nswatch.Watcher
+	nft    *nftwatch.Watcher // nil where nf_hook_slow is probed
 
 	mu sync.Mutex
 }
@@ -107,6 +109,21 @@ func (e *enricher) follow(ctx context.Context, tr *tracer.Tracer, attr *rules.At
 	}
 	fl.w = w
 	if tr.NetfilterLinks() {
+		// Links bracket the chains a namespace has: a chain added later
+		// is heard and its namespace replanned before a user can send a
+		// packet through it. iptables-legacy sends no notification: there
+		// the first drop lacking its hook asks for the replan.
+		fl.nft = nftwatch.New(func(path string) {
+			if ino, err := netns.Inode(path); err == nil {
+				e.nf.Forget(ino)
+			}
+			_ = tr.AddNetns([]string{path})
+		})
+		go func() {
+			<-ctx.Done()
+			fl.nft.Close()
+		}()
+		fl.watchTables(e.namespaces(f))
 		e.unplaced = func(ino uint32) { w.Unknown(ino) }
 	}
 	e.names.seen = func(ino uint32) {
@@ -150,7 +167,18 @@ func (fl *follower) sync() {
 		}
 	}
 	fl.tr.KeepNetns(keep)
+	if fl.nft != nil {
+		fl.watchTables(paths)
+		fl.nft.Keep(keep)
+	}
 	if fl.attr != nil {
 		_ = fl.attr.Keep(keep)
+	}
+}
+
+// watchTables follows table changes in namespaces not followed yet.
+func (fl *follower) watchTables(paths []string) {
+	if err := fl.nft.Add(paths); err != nil {
+		fmt.Fprintf(fl.stderr, "pktdrop: %v (a new chain there is bracketed after its first drop)\n", err)
 	}
 }

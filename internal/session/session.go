@@ -401,7 +401,8 @@ type enricher struct {
 	b     report.Builder
 	res   *netns.Resolver
 	pods  *pods.Index
-	sys   cause.System // res behind a one-second answer cache
+	sys   cause.System    // res behind a one-second answer cache
+	nf    *nfstate.Reader // the tables behind sys, forgotten when they change
 	names *names
 	// benign marks benign frees (internal/benign).
 	benign *benign.Classifier
@@ -429,7 +430,7 @@ func newEnricher(rt *reasons.Table, bg *background, stderr io.Writer, hostRoot s
 	boot := time.Now().Add(-time.Duration(ts.Nano()))
 	nf := &nfstate.Reader{In: res.Do, Brackets: prios,
 		Bracket: func(hook, table string) (int32, bool) { return probe.BracketPriority(prios, hook, table) }}
-	e := &enricher{res: res, pods: idx, sys: cause.NewCached(withTables{res, nf}, time.Second), bg: bg, stderr: stderr}
+	e := &enricher{res: res, pods: idx, sys: cause.NewCached(withTables{res, nf}, time.Second), nf: nf, bg: bg, stderr: stderr}
 	nm := newNames(res, rt.Name, e.symbol)
 	e.names = nm
 	e.benign = newBenign(res, e)
