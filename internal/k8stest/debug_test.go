@@ -80,9 +80,9 @@ func TestDebugPodRecipe(t *testing.T) {
 			return true
 		default:
 		}
-		if strings.Contains(out.String(), "watching drops") {
-			ping(web.ip)()
-		}
+		// Pinging from the start: what pktdrop prints before kubectl
+		// attaches (its banner, when it starts fast) never reaches us.
+		ping(web.ip)()
 		return strings.Contains(out.String(), "pod shop/web")
 	})
 	t.Logf("kubectl debug output:\n%s", out.String())

@@ -73,6 +73,12 @@ type Index struct {
 	sources []string // what answered at the last refresh, for messages
 
 	busy atomic.Bool
+
+	// expected are namespaces seen appearing without an owner yet, with
+	// when they were first seen (Expect).
+	expMu    sync.Mutex
+	expected map[uint32]time.Time
+	awaiting atomic.Bool
 }
 
 // New returns an empty index; call Refresh (or Lookup) to fill it.
@@ -81,6 +87,66 @@ func New(o Options) *Index {
 		o.HostRoot = "/"
 	}
 	return &Index{o: o, byInode: map[uint32]Owner{}}
+}
+
+// A runtime lists a sandbox only once CNI has set its netns up, a moment
+// after the netns appeared: a namespace expected to gain an owner is
+// rescanned for every expectEvery, for up to expectFor, so that the first
+// drop in a new pod already carries its name.
+const (
+	expectEvery = 100 * time.Millisecond
+	expectFor   = 5 * time.Second
+)
+
+// Expect says these namespaces exist now: those that appeared since the
+// last call and have no owner yet are rescanned for until one answers for
+// them or expectFor has passed (the host's own namespaces never gain one).
+func (x *Index) Expect(inodes []uint32) {
+	now := time.Now()
+	x.expMu.Lock()
+	seen := make(map[uint32]time.Time, len(inodes))
+	for _, ino := range inodes {
+		if t, ok := x.expected[ino]; ok || x.expected == nil {
+			seen[ino] = t // the first call's namespaces were there before pktdrop
+		} else if ino != 0 {
+			seen[ino] = now
+		}
+	}
+	x.expected = seen
+	x.expMu.Unlock()
+	if x.waiting() && x.awaiting.CompareAndSwap(false, true) {
+		go x.awaitExpected()
+	}
+}
+
+// waiting says whether a namespace that appeared lately has no owner yet.
+func (x *Index) waiting() bool {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	x.expMu.Lock()
+	defer x.expMu.Unlock()
+	for ino, since := range x.expected {
+		if _, owned := x.byInode[ino]; !owned && time.Since(since) < expectFor {
+			return true
+		}
+	}
+	return false
+}
+
+// awaitExpected rescans while a namespace is waiting for its owner.
+func (x *Index) awaitExpected() {
+	for {
+		for x.waiting() {
+			time.Sleep(expectEvery)
+			x.Refresh(context.Background())
+		}
+		x.awaiting.Store(false)
+		// An Expect between the last check and the store saw a loop
+		// still running.
+		if !x.waiting() || !x.awaiting.CompareAndSwap(false, true) {
+			return
+		}
+	}
 }
 
 // Lookup answers from the cache. A miss asks for a background refresh,

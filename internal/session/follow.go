@@ -139,6 +139,12 @@ func (fl *follower) sync() {
 	defer fl.mu.Unlock()
 	e := fl.e
 	e.res.Refresh()
+	all := e.res.All()
+	inodes := make([]uint32, len(all))
+	for i, in := range all {
+		inodes[i] = in.Inode
+	}
+	e.pods.Expect(inodes)
 	if fl.node.Pod != "" {
 		e.pods.Refresh(context.Background())
 		ns, name := fl.node.podSpec()

@@ -79,6 +79,10 @@ func (n *names) lookupNetns(inode uint32) named {
 	}
 	if o, ok := n.res.Owner(inode); ok && o.Kind == "pod" {
 		e.pod = podName{o.Namespace, o.Name, o.UID, true}
+	} else if !ok {
+		// A pod's netns is named (by its /run/netns file) before its
+		// runtime lists the pod: the owner may answer within moments.
+		e.expires = n.now + unknownTTL
 	}
 	if n.seen != nil {
 		n.seen(inode)
