@@ -1,0 +1,402 @@
+package nftext
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/google/nftables/expr"
+	"github.com/google/nftables/xt"
+	"golang.org/x/sys/unix"
+)
+
+// The xt blobs are the kernel's uapi structs (linux/netfilter/xt_*.h,
+// nf_nat.h), in host byte order except where the uapi says __be: stable
+// ABI, so they are decoded by layout here.
+
+func xtFamily(family string) xt.TableFamily {
+	if family == "ip6" {
+		return unix.NFPROTO_IPV6
+	}
+	return unix.NFPROTO_IPV4
+}
+
+// blob gives the raw info back: the library decodes some infos into its
+// own types; re-marshalling them yields the kernel's bytes.
+func blob(family string, rev uint32, info xt.InfoAny) ([]byte, bool) {
+	if u, ok := info.(*xt.Unknown); ok {
+		return *u, true
+	}
+	if info == nil {
+		return nil, false
+	}
+	b, err := xt.Marshal(xtFamily(family), rev, info)
+	return b, err == nil
+}
+
+var ne = binary.NativeEndian
+
+func xtMatch(family string, m *expr.Match) (string, bool) {
+	b, ok := blob(family, m.Rev, m.Info)
+	if !ok {
+		return "", false
+	}
+	switch m.Name {
+	case "comment":
+		s := string(b)
+		if i := strings.IndexByte(s, 0); i >= 0 {
+			s = s[:i]
+		}
+		return "-m comment --comment " + saveString(s), true
+	case "conntrack":
+		return conntrack(m.Rev, b)
+	case "state":
+		if len(b) < 4 {
+			return "", false
+		}
+		return "-m state --state " + ctStateNames(ne.Uint32(b)), true
+	case "addrtype":
+		return addrtype(m.Rev, b)
+	case "tcp", "udp":
+		return ports(m.Name, b)
+	case "mark":
+		if m.Rev != 1 || len(b) < 9 {
+			return "", false
+		}
+		s := "-m mark " + neg1(b[8] != 0) + fmt.Sprintf("--mark 0x%x", ne.Uint32(b))
+		if mask := ne.Uint32(b[4:]); mask != 0xffffffff {
+			s += fmt.Sprintf("/0x%x", mask)
+		}
+		return s, true
+	case "physdev":
+		return physdev(b)
+	}
+	return "", false
+}
+
+// saveString quotes as xtables_save_string does.
+func saveString(s string) string {
+	plain := s != ""
+	for _, c := range s {
+		if !(c == '_' || c == '-' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			plain = false
+		}
+	}
+	if plain {
+		return s
+	}
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, c := range s {
+		if c == '"' || c == '\\' || c == '\'' {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(c)
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// XT_CONNTRACK_STATE_BIT(ctinfo) = 1 << (ctinfo + 1); INVALID is bit 0,
+// then SNAT, DNAT, UNTRACKED above IP_CT_NUMBER.
+func ctStateNames(v uint32) string {
+	bitsNames := []struct {
+		bit  uint32
+		name string
+	}{{1, "INVALID"}, {8, "NEW"}, {4, "RELATED"}, {2, "ESTABLISHED"}, {1 << 12, "UNTRACKED"}, {1 << 10, "SNAT"}, {1 << 11, "DNAT"}}
+	var out []string
+	for _, n := range bitsNames {
+		if v&n.bit != 0 {
+			out = append(out, n.name)
+		}
+	}
+	return strings.Join(out, ",")
+}
+
+var ctStatusNames = []string{"EXPECTED", "SEEN_REPLY", "ASSURED", "CONFIRMED"}
+
+// conntrack reads xt_conntrack_mtinfo1/2/3: eight 16-byte addresses and
+// masks, expires min/max, l4proto and four ports, then match_flags,
+// invert_flags and the state and status masks (u8 in rev 1, u16 after).
+func conntrack(rev uint32, b []byte) (string, bool) {
+	const (
+		flagState, flagStatus, flagAlias = 1 << 0, 1 << 6, 1 << 13
+		off                              = 8*16 + 4 + 4 + 2 + 4*2
+	)
+	if len(b) < off+6 || rev < 1 || rev > 3 {
+		return "", false
+	}
+	flags, inv := ne.Uint16(b[off:]), ne.Uint16(b[off+2:])
+	var state, status uint32
+	if rev == 1 {
+		state, status = uint32(b[off+4]), uint32(b[off+5])
+	} else {
+		state, status = uint32(ne.Uint16(b[off+4:])), uint32(ne.Uint16(b[off+6:]))
+	}
+	if flags&^(flagState|flagStatus|flagAlias) != 0 {
+		return "", false
+	}
+	if flags&flagAlias != 0 {
+		if flags != flagState|flagAlias {
+			return "", false
+		}
+		return "-m state " + neg1(inv&flagState != 0) + "--state " + ctStateNames(state), true
+	}
+	s := "-m conntrack"
+	if flags&flagState != 0 {
+		s += " " + neg1(inv&flagState != 0) + "--ctstate " + ctStateNames(state)
+	}
+	if flags&flagStatus != 0 {
+		var n []string
+		for i, name := range ctStatusNames {
+			if status&(1<<i) != 0 {
+				n = append(n, name)
+			}
+		}
+		s += " " + neg1(inv&flagStatus != 0) + "--ctstatus " + strings.Join(n, ",")
+	}
+	return s, true
+}
+
+var addrTypes = []string{"UNSPEC", "UNICAST", "LOCAL", "BROADCAST", "ANYCAST", "MULTICAST", "BLACKHOLE", "UNREACHABLE", "PROHIBIT", "THROW", "NAT", "XRESOLVE"}
+
+func typeNames(v uint16) string {
+	var out []string
+	for i, n := range addrTypes {
+		if v&(1<<i) != 0 {
+			out = append(out, n)
+		}
+	}
+	return strings.Join(out, ",")
+}
+
+// addrtype reads xt_addrtype_info_v1 {u16 source, dest; u32 flags} or
+// rev 0 {u16 source, dest; u32 invert_source, invert_dest}.
+func addrtype(rev uint32, b []byte) (string, bool) {
+	if len(b) < 8 || rev > 1 {
+		return "", false
+	}
+	src, dst := ne.Uint16(b), ne.Uint16(b[2:])
+	var invSrc, invDst bool
+	var flags uint32
+	if rev == 1 {
+		flags = ne.Uint32(b[4:])
+		invSrc, invDst = flags&1 != 0, flags&2 != 0
+	} else if len(b) >= 12 {
+		invSrc, invDst = ne.Uint32(b[4:]) != 0, ne.Uint32(b[8:]) != 0
+	}
+	s := "-m addrtype"
+	if src != 0 {
+		s += " " + neg1(invSrc) + "--src-type " + typeNames(src)
+	}
+	if dst != 0 {
+		s += " " + neg1(invDst) + "--dst-type " + typeNames(dst)
+	}
+	if flags&4 != 0 {
+		s += " --limit-iface-in"
+	}
+	if flags&8 != 0 {
+		s += " --limit-iface-out"
+	}
+	return s, true
+}
+
+// ports reads xt_tcp {u16 spts[2], dpts[2]; u8 option, flg_mask, flg_cmp,
+// invflags} and xt_udp {u16 spts[2], dpts[2]; u8 invflags}.
+func ports(name string, b []byte) (string, bool) {
+	if len(b) < 9 {
+		return "", false
+	}
+	inv := b[8]
+	if name == "tcp" {
+		if len(b) < 12 || b[8] != 0 || b[9] != 0 {
+			return "", false // tcp options and flags: not rendered
+		}
+		inv = b[11]
+	}
+	s := "-m " + name
+	for i, dir := range []string{"sport", "dport"} {
+		lo, hi := ne.Uint16(b[i*4:]), ne.Uint16(b[i*4+2:])
+		if lo == 0 && hi == 0xffff {
+			continue
+		}
+		v := strconv.Itoa(int(lo))
+		if hi != lo {
+			v += ":" + strconv.Itoa(int(hi))
+		}
+		s += " " + neg1(inv&(1<<i) != 0) + "--" + dir + " " + v
+	}
+	return s, true
+}
+
+// physdev reads xt_physdev_info: four IFNAMSIZ names and masks, then u8
+// invert and bitmask.
+func physdev(b []byte) (string, bool) {
+	if len(b) < 66 {
+		return "", false
+	}
+	inv, mask := b[64], b[65]
+	name := func(o int) string {
+		n := string(b[o : o+16])
+		if i := strings.IndexByte(n, 0); i >= 0 {
+			n = n[:i]
+		}
+		if m := b[o+16 : o+32]; len(n) < 16 && m[len(n)] == 0 {
+			n += "+"
+		}
+		return n
+	}
+	s := "-m physdev"
+	if mask&8 != 0 {
+		s += " " + neg1(inv&8 != 0) + "--physdev-is-in"
+	}
+	if mask&1 != 0 {
+		s += " " + neg1(inv&1 != 0) + "--physdev-in " + name(0)
+	}
+	if mask&16 != 0 {
+		s += " " + neg1(inv&16 != 0) + "--physdev-is-out"
+	}
+	if mask&2 != 0 {
+		s += " " + neg1(inv&2 != 0) + "--physdev-out " + name(32)
+	}
+	if mask&4 != 0 {
+		s += " " + neg1(inv&4 != 0) + "--physdev-is-bridged"
+	}
+	return s, true
+}
+
+var reject4 = []string{"icmp-net-unreachable", "icmp-host-unreachable", "icmp-proto-unreachable", "icmp-port-unreachable",
+	"icmp-echo-reply", "icmp-net-prohibited", "icmp-host-prohibited", "tcp-reset", "icmp-admin-prohibited"}
+var reject6 = []string{"icmp6-no-route", "icmp6-adm-prohibited", "icmp6-not-neighbour", "icmp6-addr-unreachable",
+	"icmp6-port-unreachable", "echo-reply", "tcp-reset", "icmp6-policy-fail", "icmp6-reject-route"}
+
+func xtTarget(family string, t *expr.Target) (string, bool) {
+	b, ok := blob(family, t.Rev, t.Info)
+	if !ok {
+		return "", false
+	}
+	switch t.Name {
+	case "REJECT":
+		names := reject4
+		if family == "ip6" {
+			names = reject6
+		}
+		if len(b) < 4 || int(ne.Uint32(b)) >= len(names) {
+			return "", false
+		}
+		return "-j REJECT --reject-with " + names[ne.Uint32(b)], true
+	case "MARK":
+		if t.Rev != 2 || len(b) < 8 {
+			return "", false
+		}
+		return fmt.Sprintf("-j MARK --set-xmark 0x%x/0x%x", ne.Uint32(b), ne.Uint32(b[4:])), true
+	case "CT":
+		// xt_ct_target_info(_v1): u16 flags, zone; u32 ct_events,
+		// exp_events; char helper[16]; only the bare --notrack form.
+		if len(b) < 28 || ne.Uint16(b) != 1 || anyNonZero(b[2:28]) {
+			return "", false
+		}
+		return "-j CT --notrack", true
+	case "DNAT", "SNAT", "MASQUERADE", "REDIRECT":
+		r, ok := natRange(family, t.Rev, b)
+		if !ok {
+			return "", false
+		}
+		return natTarget(t.Name, r)
+	}
+	return "", false
+}
+
+type nrange struct {
+	flags            uint32
+	minAddr, maxAddr netip.Addr
+	minPort, maxPort uint16
+	basePort         uint16
+}
+
+// natRange reads nf_nat_ipv4_multi_range_compat (rev 0 in ip tables:
+// rangesize, then {flags, be32 min_ip, max_ip, be16 min, max}) or
+// nf_nat_range/nf_nat_range2 {flags; 16-byte min, max; be16 min, max
+// proto; be16 base}, which ip6 tables use from rev 0 on.
+func natRange(family string, rev uint32, b []byte) (nrange, bool) {
+	var r nrange
+	if rev == 0 && family == "ip" {
+		if len(b) < 20 || ne.Uint32(b) != 1 {
+			return r, false
+		}
+		r.flags = ne.Uint32(b[4:])
+		r.minAddr = netip.AddrFrom4([4]byte(b[8:12]))
+		r.maxAddr = netip.AddrFrom4([4]byte(b[12:16]))
+		r.minPort, r.maxPort = binary.BigEndian.Uint16(b[16:]), binary.BigEndian.Uint16(b[18:])
+		return r, true
+	}
+	if len(b) < 40 || (rev == 0 && family != "ip6") {
+		return r, false
+	}
+	r.flags = ne.Uint32(b)
+	if family == "ip6" {
+		r.minAddr, r.maxAddr = netip.AddrFrom16([16]byte(b[4:20])), netip.AddrFrom16([16]byte(b[20:36]))
+	} else {
+		r.minAddr, r.maxAddr = netip.AddrFrom4([4]byte(b[4:8])), netip.AddrFrom4([4]byte(b[20:24]))
+	}
+	r.minPort, r.maxPort = binary.BigEndian.Uint16(b[36:]), binary.BigEndian.Uint16(b[38:])
+	if rev >= 2 && len(b) >= 42 {
+		r.basePort = binary.BigEndian.Uint16(b[40:])
+	}
+	return r, true
+}
+
+func natTarget(name string, r nrange) (string, bool) {
+	const mapIPs, proto, random, persistent, fully, offset = 1, 2, 4, 8, 16, 32
+	if r.flags&offset != 0 {
+		return "", false
+	}
+	var s strings.Builder
+	s.WriteString("-j " + name)
+	portText := func() string {
+		p := strconv.Itoa(int(r.minPort))
+		if r.maxPort != r.minPort {
+			p += "-" + strconv.Itoa(int(r.maxPort))
+		}
+		return p
+	}
+	switch name {
+	case "DNAT", "SNAT":
+		if r.flags&(mapIPs|proto) == 0 {
+			return "", false
+		}
+		s.WriteString(map[string]string{"DNAT": " --to-destination ", "SNAT": " --to-source "}[name])
+		if r.flags&mapIPs != 0 {
+			a := r.minAddr.String()
+			if r.maxAddr != r.minAddr {
+				a += "-" + r.maxAddr.String()
+			}
+			if r.minAddr.Is6() && r.flags&proto != 0 {
+				a = "[" + a + "]"
+			}
+			s.WriteString(a)
+		}
+		if r.flags&proto != 0 {
+			s.WriteString(":" + portText())
+		}
+	case "MASQUERADE", "REDIRECT":
+		if r.flags&mapIPs != 0 {
+			return "", false
+		}
+		if r.flags&proto != 0 {
+			s.WriteString(" --to-ports " + portText())
+		}
+	}
+	if r.flags&random != 0 {
+		s.WriteString(" --random")
+	}
+	if r.flags&fully != 0 {
+		s.WriteString(" --random-fully")
+	}
+	if r.flags&persistent != 0 {
+		s.WriteString(" --persistent")
+	}
+	return s.String(), true
+}
