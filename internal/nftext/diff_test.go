@@ -184,4 +184,3 @@ func nftList(out string) map[key]string {
 	}
 	return m
 }
-
