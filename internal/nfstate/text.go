@@ -10,8 +10,13 @@ import (
 
 // readRuleText gives nf_tables rules their text: nft syntax from `nft -s`
 // (stateless: no counters), or the iptables-save form for tables that
-// iptables-nft wrote. Without the tools rules keep what decode found.
-func readRuleText(s *State) {
+// iptables-nft wrote. Without the tools the text is rendered from the
+// rules' expressions (nsFd is the calling thread's netns).
+func readRuleText(s *State, nsFd int) {
+	if _, err := exec.LookPath("nft"); err != nil {
+		renderText(s, nsFd, true)
+		return
+	}
 	out, err := run("nft", "-s", "-a", "list", "ruleset")
 	if err != nil {
 		if len(s.Chains) > 0 {
@@ -30,6 +35,10 @@ func readRuleText(s *State) {
 		tool := "iptables-nft-save"
 		if t[0] == "ip6" {
 			tool = "ip6tables-nft-save"
+		}
+		if _, err := exec.LookPath(tool); err != nil {
+			renderText(s, nsFd, false)
+			return
 		}
 		out, err := run(tool, "-t", t[1])
 		if err != nil {

@@ -56,7 +56,7 @@ func loadRuleset(ctx context.Context, ns *nsHandle) (*Ruleset, error) {
 		rs.Chains = append(rs.Chains, ci)
 	}
 	rs.Links = loadLinks(ns)
-	loadRuleText(ctx, ns, rs)
+	loadRuleText(ctx, ns, rs, conn)
 	rs.index()
 	return rs, nil
 }
@@ -81,7 +81,11 @@ func loadLinks(ns *nsHandle) []Link {
 
 // loadRuleText fills rs.Rules; failures only leave a note, never an error,
 // so a host without nft still gets rule handles.
-func loadRuleText(ctx context.Context, ns *nsHandle, rs *Ruleset) {
+func loadRuleText(ctx context.Context, ns *nsHandle, rs *Ruleset, conn *nftables.Conn) {
+	if !ns.can("nft") {
+		renderRules(conn, rs, true)
+		return
+	}
 	out, err := ns.run(ctx, "nft", "-a", "list", "ruleset")
 	if err != nil {
 		rs.Note = fmt.Sprintf("rule text unavailable: %v", err)
@@ -89,6 +93,7 @@ func loadRuleText(ctx context.Context, ns *nsHandle, rs *Ruleset) {
 	}
 	rs.Rules = parseNftList(out)
 	seen := map[[2]string]bool{}
+	missing := false
 	for _, r := range rs.Rules {
 		k := [2]string{r.Family, r.Table}
 		if seen[k] || !iptablesTables[r.Table] || (r.Family != "ip" && r.Family != "ip6") {
@@ -101,9 +106,13 @@ func loadRuleText(ctx context.Context, ns *nsHandle, rs *Ruleset) {
 		}
 		save, err := ns.run(ctx, bin, "-t", r.Table)
 		if err != nil {
+			missing = missing || !ns.can(bin)
 			continue // not an iptables-nft table, or no binary
 		}
 		attachIptables(rs.Rules, r.Family, r.Table, parseIptablesSave(save))
+	}
+	if missing {
+		renderRules(conn, rs, false)
 	}
 }
 
