@@ -15,20 +15,20 @@ import (
 func readRuleText(s *State, nsFd int) {
 	if _, err := exec.LookPath("nft"); err != nil {
 		renderText(s, nsFd, true)
-		return
-	}
-	out, err := run("nft", "-s", "-a", "list", "ruleset")
-	if err != nil {
-		if len(s.Chains) > 0 {
-			s.note("rule text unavailable: " + err.Error())
+	} else {
+		out, err := run("nft", "-s", "-a", "list", "ruleset")
+		if err != nil {
+			if len(s.Chains) > 0 {
+				s.note("rule text unavailable: " + err.Error())
+			}
+			return
 		}
-		return
-	}
-	text := parseNft(out)
-	for _, c := range s.Chains {
-		for i := range c.Rules {
-			c.Rules[i].Text = text[ruleKey{c.Family, c.Table, c.Rules[i].Handle}]
-			fromText(&c.Rules[i])
+		text := parseNft(out)
+		for _, c := range s.Chains {
+			for i := range c.Rules {
+				c.Rules[i].Text = text[ruleKey{c.Family, c.Table, c.Rules[i].Handle}]
+				fromText(&c.Rules[i])
+			}
 		}
 	}
 	for _, t := range iptablesTables(s) {

@@ -84,14 +84,14 @@ func loadLinks(ns *nsHandle) []Link {
 func loadRuleText(ctx context.Context, ns *nsHandle, rs *Ruleset, conn *nftables.Conn) {
 	if !ns.can("nft") {
 		renderRules(conn, rs, true)
-		return
+	} else {
+		out, err := ns.run(ctx, "nft", "-a", "list", "ruleset")
+		if err != nil {
+			rs.Note = fmt.Sprintf("rule text unavailable: %v", err)
+			return
+		}
+		rs.Rules = parseNftList(out)
 	}
-	out, err := ns.run(ctx, "nft", "-a", "list", "ruleset")
-	if err != nil {
-		rs.Note = fmt.Sprintf("rule text unavailable: %v", err)
-		return
-	}
-	rs.Rules = parseNftList(out)
 	seen := map[[2]string]bool{}
 	missing := false
 	for _, r := range rs.Rules {
