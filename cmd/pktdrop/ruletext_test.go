@@ -68,3 +68,45 @@ func TestRuleTextWithoutBinaries(t *testing.T) {
 		}
 	}
 }
+
+// TestLegacyRuleTextNeedsTool: iptables-legacy rules have no netlink form,
+// so without iptables-legacy-save pktdrop says exactly that, in the
+// evidence without --rules and in its notes with.
+func TestLegacyRuleTextNeedsTool(t *testing.T) {
+	const need = "rule text needs iptables-legacy-save (not found)"
+	env := []string{"PATH=" + t.TempDir()}
+	for _, v := range os.Environ() {
+		if !strings.HasPrefix(v, "PATH=") {
+			env = append(env, v)
+		}
+	}
+	for _, rules := range []bool{true, false} {
+		name := "Cause"
+		if rules {
+			name = "Rules"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			s := buildScenario(t, testnet.LegacyRuleDrop)
+			args := append([]string{"watch"}, scenarioFilter(s)...)
+			if rules {
+				args = append(args, "--rules")
+			}
+			p := startEnv(t, env, append(args, "-o", "json")...)
+			if err := s.Trigger(); err != nil {
+				t.Errorf("trigger: %v", err)
+			}
+			p.waitReports(1, reportTimeout)
+			res := p.stop(syscall.SIGINT)
+			if len(res.Reports) == 0 {
+				t.Fatalf("no report; stderr:\n%s", res.Stderr)
+			}
+			r := res.Reports[0]
+			said := res.Stderr + " " + r.Evidence["netfilter_tables"] + " " + r.Explanation
+			t.Logf("evidence netfilter_tables %q", r.Evidence["netfilter_tables"])
+			if !strings.Contains(said, need) {
+				t.Errorf("pktdrop does not say %q; evidence %v, stderr:\n%s", need, r.Evidence, res.Stderr)
+			}
+		})
+	}
+}
