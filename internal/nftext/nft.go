@@ -319,6 +319,10 @@ func (r *nftRender) hide(s *sel) {
 	if strings.HasPrefix(s.name, "tcp ") || strings.HasPrefix(s.name, "udp ") || strings.HasPrefix(s.name, "icmp ") || strings.HasPrefix(s.name, "icmpv6 ") {
 		if r.depL4 >= 0 {
 			r.out[r.depL4], r.depL4 = "", -1
+			// icmp and icmpv6 also imply the network protocol.
+			if strings.HasPrefix(s.name, "icmp") && r.depNF >= 0 {
+				r.out[r.depNF], r.depNF = "", -1
+			}
 		}
 	}
 }
