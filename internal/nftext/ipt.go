@@ -18,7 +18,8 @@ type iptRule struct {
 	src, dst, in, out, p string
 	matches              []string
 	l4                   byte
-	tcp                  int // index of the open implicit "-m tcp"/"-m udp" match, or -1
+	tcp                  int       // index of the open implicit "-m tcp"/"-m udp" match, or -1
+	tcpOpts              [3]string // its --sport, --dport, --tcp-flags, printed in that order
 	target               string
 }
 
@@ -85,6 +86,13 @@ func Iptables(family, chain string, exprs []expr.Any) (string, bool) {
 			if s == nil || (e.Op != expr.CmpOpEq && e.Op != expr.CmpOpNeq) || !r.port(s, e.Op == expr.CmpOpNeq, e.FromData, e.ToData) {
 				return "", false
 			}
+		case *expr.Limit:
+			l, ok := limit(e)
+			if !ok {
+				return "", false
+			}
+			r.tcp = -1
+			r.matches = append(r.matches, l)
 		case *expr.Counter:
 		case *expr.Match:
 			r.tcp = -1
@@ -197,8 +205,41 @@ func (r *iptRule) cmp(s *sel, neg bool, data []byte) bool {
 		return true
 	case s.kind == kBE:
 		return r.port(s, neg, data, nil)
+	case s.kind == kTCPFlags:
+		if s.mask == nil || len(s.mask) != 1 || len(data) != 1 {
+			return false
+		}
+		return r.implicit("tcp", 2, neg1(neg)+"--tcp-flags "+tcpFlags(s.mask[0])+" "+tcpFlags(data[0]))
 	}
 	return false
+}
+
+// limit prints a native limit as libxt_limit does: the rate goes through
+// xt_rateinfo's avg (XT_LIMIT_SCALE * seconds / rate) and back.
+func limit(e *expr.Limit) (string, bool) {
+	if e.Type != expr.LimitTypePkts || e.Over || e.Rate == 0 {
+		return "", false
+	}
+	const scale = 10000
+	period := scale * uint64(e.Unit) / e.Rate
+	if period == 0 {
+		return "", false
+	}
+	rates := []struct {
+		name string
+		mult uint64
+	}{{"day", scale * 24 * 60 * 60}, {"hour", scale * 60 * 60}, {"min", scale * 60}, {"sec", scale}}
+	i := 1
+	for ; i < len(rates); i++ {
+		if period > rates[i].mult || rates[i].mult/period < rates[i].mult%period {
+			break
+		}
+	}
+	s := fmt.Sprintf("-m limit --limit %d/%s", rates[i-1].mult/period, rates[i-1].name)
+	if e.Burst != 5 {
+		s += fmt.Sprintf(" --limit-burst %d", e.Burst)
+	}
+	return s, true
 }
 
 func neg1(neg bool) string {
@@ -219,13 +260,29 @@ func (r *iptRule) port(s *sel, neg bool, from, to []byte) bool {
 	if to != nil {
 		v += ":" + strconv.Itoa(int(binary.BigEndian.Uint16(to)))
 	}
-	opt := neg1(neg) + "--" + dir + " " + v
-	if r.tcp < 0 || !strings.HasPrefix(r.matches[r.tcp], "-m "+proto+" ") {
-		r.matches = append(r.matches, "-m "+proto+" "+opt)
-		r.tcp = len(r.matches) - 1
-		return true
+	slot := 0
+	if dir == "dport" {
+		slot = 1
 	}
-	r.matches[r.tcp] += " " + opt
+	return r.implicit(proto, slot, neg1(neg)+"--"+dir+" "+v)
+}
+
+// implicit adds an option to the "-m tcp"/"-m udp" match that
+// iptables-nft prints for native port and flag matches; consecutive ones
+// share a match, in libxt_tcp's order.
+func (r *iptRule) implicit(proto string, slot int, opt string) bool {
+	if r.tcp < 0 || !strings.HasPrefix(r.matches[r.tcp], "-m "+proto+" ") || r.tcpOpts[slot] != "" {
+		r.matches = append(r.matches, "")
+		r.tcp, r.tcpOpts = len(r.matches)-1, [3]string{}
+	}
+	r.tcpOpts[slot] = opt
+	parts := []string{"-m", proto}
+	for _, o := range r.tcpOpts {
+		if o != "" {
+			parts = append(parts, o)
+		}
+	}
+	r.matches[r.tcp] = strings.Join(parts, " ")
 	return true
 }
 

@@ -30,6 +30,7 @@ const (
 	kICMP
 	kICMPv6
 	kFibType
+	kTCPFlags
 	kRaw
 )
 
@@ -297,6 +298,9 @@ func (r *nftRender) payloadSel(e *expr.Payload) *sel {
 				return &sel{name: "icmpv6 type", kind: kICMPv6}
 			}
 		}
+		if p == "tcp" && e.Offset == 13 && e.Len == 1 {
+			return &sel{name: "tcp flags", kind: kTCPFlags}
+		}
 		if p != "" && e.Len == 2 && (e.Offset == 0 || e.Offset == 2) {
 			name := p + " sport"
 			if e.Offset == 2 {
@@ -353,6 +357,14 @@ func (r *nftRender) cmp(s *sel, op expr.CmpOp, data []byte) {
 				r.match(s, o, r.addr(data, s.full)+"/"+strconv.Itoa(n))
 				return
 			}
+		}
+		if s.kind == kTCPFlags && op == expr.CmpOpEq && !anyNonZero(data) {
+			r.match(s, "! ", r.value(s, s.mask))
+			return
+		}
+		if s.kind == kTCPFlags && op == expr.CmpOpEq {
+			r.match(s, "", r.value(s, data)+" / "+r.value(s, s.mask))
+			return
 		}
 		if s.kind == kHex {
 			if op == expr.CmpOpEq {
@@ -494,6 +506,10 @@ func (r *nftRender) value(s *sel, data []byte) string {
 				return n
 			}
 			return strconv.Itoa(int(data[0]))
+		}
+	case kTCPFlags:
+		if len(data) == 1 {
+			return flagNames(uint32(data[0]), []string{"fin", "syn", "rst", "psh", "ack", "urg", "ecn", "cwr"})
 		}
 	case kFibType:
 		if v := u32(data); int(v) < len(rtnTypes) {

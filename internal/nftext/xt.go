@@ -56,7 +56,7 @@ func xtMatch(family string, m *expr.Match) (string, bool) {
 		if len(b) < 4 {
 			return "", false
 		}
-		return "-m state --state " + ctStateNames(ne.Uint32(b)), true
+		return "-m state --state " + stateNames(ne.Uint32(b), 1<<6), true
 	case "addrtype":
 		return addrtype(m.Rev, b)
 	case "tcp", "udp":
@@ -72,8 +72,77 @@ func xtMatch(family string, m *expr.Match) (string, bool) {
 		return s, true
 	case "physdev":
 		return physdev(b)
+	case "statistic":
+		return statistic(b)
+	case "multiport":
+		if m.Rev != 1 {
+			return "", false
+		}
+		return multiport(b)
 	}
 	return "", false
+}
+
+// statistic reads xt_statistic_info {u16 mode, flags; u32 probability or
+// every, packet, count} and prints as libxt_statistic does.
+func statistic(b []byte) (string, bool) {
+	if len(b) < 16 {
+		return "", false
+	}
+	mode, inv := ne.Uint16(b), ne.Uint16(b[2:])&1 != 0
+	not := ""
+	if inv {
+		not = " !"
+	}
+	switch mode {
+	case 0:
+		return fmt.Sprintf("-m statistic --mode random%s --probability %.11f", not, float64(ne.Uint32(b[4:]))/0x80000000), true
+	case 1:
+		s := fmt.Sprintf("-m statistic --mode nth%s --every %d", not, ne.Uint32(b[4:])+1)
+		if p := ne.Uint32(b[8:]); p != 0 {
+			s += fmt.Sprintf(" --packet %d", p)
+		}
+		return s, true
+	}
+	return "", false
+}
+
+// multiport reads xt_multiport_v1 {u8 flags, count; u16 ports[15]; u8
+// pflags[15]; u8 invert}: a set pflag makes a port and the next a range.
+func multiport(b []byte) (string, bool) {
+	if len(b) < 48 || b[1] > 15 {
+		return "", false
+	}
+	opt := map[byte]string{0: "--sports", 1: "--dports", 2: "--ports"}[b[0]]
+	if opt == "" {
+		return "", false
+	}
+	var ps []string
+	for i := 0; i < int(b[1]); i++ {
+		p := strconv.Itoa(int(ne.Uint16(b[2+2*i:])))
+		if b[32+i] != 0 && i+1 < int(b[1]) {
+			i++
+			p += ":" + strconv.Itoa(int(ne.Uint16(b[2+2*i:])))
+		}
+		ps = append(ps, p)
+	}
+	return "-m multiport " + neg1(b[47] != 0) + opt + " " + strings.Join(ps, ","), true
+}
+
+var tcpFlagNames = []string{"FIN", "SYN", "RST", "PSH", "ACK", "URG"}
+
+// tcpFlags prints a flag set as libxt_tcp does.
+func tcpFlags(v byte) string {
+	if v == 0 {
+		return "NONE"
+	}
+	var out []string
+	for i, n := range tcpFlagNames {
+		if v&(1<<i) != 0 {
+			out = append(out, n)
+		}
+	}
+	return strings.Join(out, ",")
 }
 
 // saveString quotes as xtables_save_string does.
@@ -99,13 +168,19 @@ func saveString(s string) string {
 	return b.String()
 }
 
-// XT_CONNTRACK_STATE_BIT(ctinfo) = 1 << (ctinfo + 1); INVALID is bit 0,
-// then SNAT, DNAT, UNTRACKED above IP_CT_NUMBER.
-func ctStateNames(v uint32) string {
+// XT_CONNTRACK_STATE_BIT(ctinfo) = 1 << (ctinfo + 1); INVALID is bit 0;
+// SNAT, DNAT, UNTRACKED are 1 << (IP_CT_NUMBER (5) + 1, 2, 3). xt_state
+// has UNTRACKED at 1 << (IP_CT_NUMBER + 1) and no SNAT or DNAT.
+func ctStateNames(v uint32) string { return stateNames(v, 1<<8) }
+
+func stateNames(v, untracked uint32) string {
 	bitsNames := []struct {
 		bit  uint32
 		name string
-	}{{1, "INVALID"}, {8, "NEW"}, {4, "RELATED"}, {2, "ESTABLISHED"}, {1 << 12, "UNTRACKED"}, {1 << 10, "SNAT"}, {1 << 11, "DNAT"}}
+	}{{1, "INVALID"}, {8, "NEW"}, {4, "RELATED"}, {2, "ESTABLISHED"}, {untracked, "UNTRACKED"}, {1 << 6, "SNAT"}, {1 << 7, "DNAT"}}
+	if untracked == 1<<6 {
+		bitsNames = bitsNames[:5]
+	}
 	var out []string
 	for _, n := range bitsNames {
 		if v&n.bit != 0 {
@@ -211,8 +286,8 @@ func ports(name string, b []byte) (string, bool) {
 	}
 	inv := b[8]
 	if name == "tcp" {
-		if len(b) < 12 || b[8] != 0 || b[9] != 0 {
-			return "", false // tcp options and flags: not rendered
+		if len(b) < 12 {
+			return "", false
 		}
 		inv = b[11]
 	}
@@ -227,6 +302,14 @@ func ports(name string, b []byte) (string, bool) {
 			v += ":" + strconv.Itoa(int(hi))
 		}
 		s += " " + neg1(inv&(1<<i) != 0) + "--" + dir + " " + v
+	}
+	if name == "tcp" {
+		if b[8] != 0 {
+			s += " " + neg1(inv&8 != 0) + "--tcp-option " + strconv.Itoa(int(b[8]))
+		}
+		if b[9] != 0 {
+			s += " " + neg1(inv&4 != 0) + "--tcp-flags " + tcpFlags(b[9]) + " " + tcpFlags(b[10])
+		}
 	}
 	return s, true
 }
@@ -287,6 +370,30 @@ func xtTarget(family string, t *expr.Target) (string, bool) {
 			return "", false
 		}
 		return "-j REJECT --reject-with " + names[ne.Uint32(b)], true
+	case "LOG":
+		// xt_log_info {u8 level, logflags; char prefix[30]}
+		if len(b) < 32 {
+			return "", false
+		}
+		s := "-j LOG"
+		if p := strings.TrimRight(string(b[2:32]), "\x00"); p != "" {
+			if i := strings.IndexByte(p, 0); i >= 0 {
+				p = p[:i]
+			}
+			s += " --log-prefix " + saveString(p)
+		}
+		if b[0] != 4 {
+			s += " --log-level " + strconv.Itoa(int(b[0]))
+		}
+		for i, f := range []string{"--log-tcp-sequence", "--log-tcp-options", "--log-ip-options", "--log-uid", "", "--log-macdecode"} {
+			if b[1]&(1<<i) != 0 {
+				if f == "" {
+					return "", false
+				}
+				s += " " + f
+			}
+		}
+		return s, true
 	case "MARK":
 		if t.Rev != 2 || len(b) < 8 {
 			return "", false
