@@ -13,7 +13,9 @@ import (
 // iptables-nft wrote. Without the tools the text is rendered from the
 // rules' expressions (nsFd is the calling thread's netns).
 func readRuleText(s *State, nsFd int) {
-	if _, err := exec.LookPath("nft"); err != nil {
+	_, err := exec.LookPath("nft")
+	rendered := err != nil
+	if rendered {
 		renderText(s, nsFd, true)
 	} else {
 		out, err := run("nft", "-s", "-a", "list", "ruleset")
@@ -37,7 +39,9 @@ func readRuleText(s *State, nsFd int) {
 			tool = "ip6tables-nft-save"
 		}
 		if _, err := exec.LookPath(tool); err != nil {
-			renderText(s, nsFd, false)
+			if !rendered {
+				renderText(s, nsFd, false)
+			}
 			return
 		}
 		out, err := run(tool, "-t", t[1])
