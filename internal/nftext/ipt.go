@@ -169,7 +169,7 @@ func (r *iptRule) cmp(s *sel, neg bool, data []byte) bool {
 			r.out = not(neg) + v
 		}
 		return s.mask == nil
-	case s.l4dep:
+	case s.l4dep || s.kind == kL4: // meta l4proto, or ip protocol from older iptables-nft
 		if s.mask != nil || len(data) != 1 {
 			return false
 		}

@@ -93,13 +93,28 @@ func (r *nftRender) expr(exprs []expr.Any, i int) bool {
 	switch e := exprs[i].(type) {
 	case *expr.Meta:
 		if e.SourceRegister {
-			r.stmt("meta " + metaName(e.Key) + " set " + r.konst(e.Register, kHex))
+			if e.Key != expr.MetaKeyMARK {
+				r.stmt(fmt.Sprintf("<meta set key %d>", e.Key))
+				return false
+			}
+			r.stmt("meta mark set " + r.konst(e.Register, kHex))
 			return false
 		}
 		r.regs[e.Register] = metaSel(e.Key)
 	case *expr.Ct:
+		if !e.SourceRegister && e.Register == 0 {
+			// A load always has a destination register: this is a "ct
+			// set" whose source register google/nftables v0.3.0 does not
+			// decode (NFTA_CT_SREG), so its value is unknown.
+			r.stmt(fmt.Sprintf("<ct set %s>", strings.TrimPrefix(ctSel(e.Key).name, "ct ")))
+			return false
+		}
 		if e.SourceRegister {
-			r.stmt("ct " + ctSel(e.Key).name[3:] + " set " + r.konst(e.Register, kHex))
+			if e.Key != expr.CtKeyMARK {
+				r.stmt(fmt.Sprintf("<ct set key %d>", e.Key))
+				return false
+			}
+			r.stmt("ct mark set " + r.konst(e.Register, kHex))
 			return false
 		}
 		r.regs[e.Register] = ctSel(e.Key)
@@ -211,18 +226,6 @@ func anyNonZero(b []byte) bool {
 		}
 	}
 	return false
-}
-
-func metaName(k expr.MetaKey) string {
-	switch k {
-	case expr.MetaKeyMARK:
-		return "mark"
-	case expr.MetaKeyPRIORITY:
-		return "priority"
-	case expr.MetaKeyNFTRACE:
-		return "nftrace"
-	}
-	return "key" + strconv.Itoa(int(k))
 }
 
 func metaSel(k expr.MetaKey) *sel {

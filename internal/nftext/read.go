@@ -7,6 +7,8 @@ package nftext
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/google/nftables"
 )
@@ -54,7 +56,13 @@ func Read(conn *nftables.Conn) ([]Rule, error) {
 		for _, r := range rules {
 			t := Rule{Family: fam, Table: ch.Table.Name, Chain: ch.Name, Handle: r.Handle}
 			t.Text = Nft(fam, r.Exprs, tsets)
-			if IptablesTable(fam, ch.Table.Name) {
+			comment, hasComment := Comment(r.UserData)
+			if hasComment {
+				t.Text += " comment " + strconv.Quote(comment)
+			}
+			// Where iptables-nft would print a rule comment kept in
+			// userdata is not known here: such a rule keeps nft syntax.
+			if IptablesTable(fam, ch.Table.Name) && !hasComment {
 				if s, ok := Iptables(fam, ch.Name, r.Exprs); ok {
 					t.Iptables = s
 				}
@@ -92,4 +100,24 @@ func setsOf(conn *nftables.Conn, t *nftables.Table, cache map[*nftables.Table]ma
 		m[s.Name] = e
 	}
 	return m
+}
+
+// Comment reads a rule's comment from its userdata: TLVs of u8 type, u8
+// length, value; NFTNL_UDATA_RULE_COMMENT (0) is a NUL-terminated string.
+func Comment(udata []byte) (string, bool) {
+	for len(udata) >= 2 {
+		typ, n := udata[0], int(udata[1])
+		if len(udata) < 2+n {
+			break
+		}
+		if typ == 0 {
+			v := string(udata[2 : 2+n])
+			if i := strings.IndexByte(v, 0); i >= 0 {
+				v = v[:i]
+			}
+			return v, true
+		}
+		udata = udata[2+n:]
+	}
+	return "", false
 }
