@@ -29,7 +29,8 @@ func hookName(family string, n uint32) string {
 }
 
 // loadRuleset reads chains over netlink (always available to root) and rule
-// text through the nft and iptables-nft-save binaries (best effort).
+// text through the nft and iptables-nft-save binaries, or rendered from
+// netlink where they are absent (best effort).
 func loadRuleset(ctx context.Context, ns *nsHandle) (*Ruleset, error) {
 	conn, err := nftables.New(nftables.WithNetNSFd(ns.fd))
 	if err != nil {
