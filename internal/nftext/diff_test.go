@@ -46,7 +46,40 @@ func TestDifferential(t *testing.T) {
 		bin, rest, _ := strings.Cut(l, " ")
 		ns.MustRun("sh", "-c", bin+"-nft "+rest)
 	}
+	nftOK, iptOK := compare(t, ns)
+	if nftOK < 40 || iptOK < 40 {
+		t.Errorf("corpus too small: %d nft, %d iptables agreements", nftOK, iptOK)
+	}
+}
 
+// TestDifferentialDocker compares what a real dockerd wrote: bridge
+// networks with and without inter-container traffic, an internal one and
+// a published port.
+func TestDifferentialDocker(t *testing.T) {
+	privtest.Require(t, "netns, nftables and dockerd")
+	for _, c := range []string{"iptables-nft-save", "ip6tables-nft-save"} {
+		privtest.RequireCmd(t, c)
+	}
+	if os.Getenv("PKTDROP_VM") == "1" {
+		privtest.Unavailable(t, "dockerd runs on the host, not in vmtest guests (see cmd/pktdrop TestDocker)")
+	}
+	n := testnet.New(t)
+	d := testnet.StartDocker(t, n)
+	d.MustRun("network", "create", "--subnet", "172.30.1.0/24", "pd-a")
+	d.MustRun("network", "create", "--subnet", "172.30.3.0/24", "-o", "com.docker.network.bridge.enable_icc=false", "pd-icc")
+	d.MustRun("network", "create", "--subnet", "172.30.4.0/24", "--internal", "pd-int")
+	d.MustRun("run", "-d", "--security-opt", "apparmor=unconfined", "--name", "web", "--network", "pd-a",
+		"-p", "8080:80", "-p", "5353:53/udp", "pktdrop-busybox:test", "/bin/busybox", "sleep", "3600")
+	if iptOK, _ := compare(t, d.Host); iptOK == 0 {
+		t.Errorf("no rule of dockerd's agreed")
+	}
+}
+
+// compare renders every rule of ns from netlink and compares it, by
+// handle, with nft's text and, in iptables-nft's tables, position by
+// position with iptables-nft-save's -A lines.
+func compare(t *testing.T, ns *testnet.NS) (nftAgree, iptAgree int) {
+	t.Helper()
 	f, err := os.Open(ns.Path())
 	if err != nil {
 		t.Fatal(err)
@@ -124,9 +157,7 @@ func TestDifferential(t *testing.T) {
 	}
 	t.Logf("nft syntax: %d of %d rules agree, %d placeholders (%v); iptables-save form: %d agree; %d disagree",
 		nftOK, len(got), nftPlace, placeholders, iptOK, bad)
-	if nftOK < 40 || iptOK < 40 {
-		t.Errorf("corpus too small: %d nft, %d iptables agreements", nftOK, iptOK)
-	}
+	return nftOK, iptOK
 }
 
 // stdout runs a command in ns; nft's warnings on stderr must not land
