@@ -3,6 +3,7 @@ package nftext
 import (
 	"encoding/binary"
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 
@@ -73,6 +74,11 @@ func xtMatch(family string, m *expr.Match) (string, bool) {
 		return physdev(b)
 	case "statistic":
 		return statistic(b)
+	case "recent":
+		if m.Rev != 1 {
+			return "", false
+		}
+		return recent(family, b)
 	case "multiport":
 		if m.Rev != 1 {
 			return "", false
@@ -345,6 +351,56 @@ func physdev(b []byte) (string, bool) {
 	}
 	if mask&4 != 0 {
 		s += " " + neg1(inv&4 != 0) + "--physdev-is-bridged"
+	}
+	return s, true
+}
+
+// recent reads xt_recent_mtinfo_v1 {u32 seconds, hit_count; u8 check_set,
+// invert; char name[200]; u8 side; union nf_inet_addr mask (at 212)} and
+// prints in libxt_recent's order (kube-proxy's session affinity).
+func recent(family string, b []byte) (string, bool) {
+	if len(b) < 228 {
+		return "", false
+	}
+	seconds, hits, flags := ne.Uint32(b), ne.Uint32(b[4:]), b[8]
+	s := "-m recent"
+	if b[9] != 0 {
+		s += " !"
+	}
+	for _, f := range []struct {
+		bit  byte
+		name string
+	}{{2, "--set"}, {1, "--rcheck"}, {4, "--update"}, {8, "--remove"}} {
+		if flags&f.bit != 0 {
+			s += " " + f.name
+		}
+	}
+	if seconds != 0 {
+		s += " --seconds " + strconv.Itoa(int(seconds))
+	}
+	if flags&32 != 0 {
+		s += " --reap"
+	}
+	if hits != 0 {
+		s += " --hitcount " + strconv.Itoa(int(hits))
+	}
+	if flags&16 != 0 {
+		s += " --rttl"
+	}
+	name := string(b[10:210])
+	if i := strings.IndexByte(name, 0); i >= 0 {
+		name = name[:i]
+	}
+	mask := netip.AddrFrom16([16]byte(b[212:228]))
+	if family != "ip6" {
+		mask = netip.AddrFrom4([4]byte(b[212:216]))
+	}
+	s += " --name " + name + " --mask " + mask.String()
+	switch b[210] {
+	case 0:
+		s += " --rsource"
+	case 1:
+		s += " --rdest"
 	}
 	return s, true
 }
