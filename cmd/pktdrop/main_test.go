@@ -150,6 +150,12 @@ var loading = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
 // every probe is attached. It fails the test if pktdrop exits first.
 func start(t *testing.T, args ...string) *proc {
 	t.Helper()
+	return startEnv(t, nil, args...)
+}
+
+// startEnv is start with the environment env (nil: the test's own).
+func startEnv(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
 	loading <- struct{}{}
 	defer func() { <-loading }()
 	ready := filepath.Join(t.TempDir(), "ready")
@@ -159,6 +165,7 @@ func start(t *testing.T, args ...string) *proc {
 			((a == "-o" || a == "--output") && i+1 < len(args) && args[i+1] == "json")
 	}
 	p.cmd = exec.Command(bin, append(args, "--ready-file", ready)...)
+	p.cmd.Env = env
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start pktdrop: %v", err)

@@ -28,7 +28,7 @@ func Read() (*State, error) {
 	if err := readNFT(s, int(f.Fd())); err != nil {
 		s.note(err.Error())
 	}
-	readRuleText(s)
+	readRuleText(s, int(f.Fd()))
 	for _, fam := range []int{4, 6} {
 		if err := readLegacy(s, fam); err != nil {
 			s.note(err.Error())

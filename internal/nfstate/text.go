@@ -10,26 +10,39 @@ import (
 
 // readRuleText gives nf_tables rules their text: nft syntax from `nft -s`
 // (stateless: no counters), or the iptables-save form for tables that
-// iptables-nft wrote. Without the tools rules keep what decode found.
-func readRuleText(s *State) {
-	out, err := run("nft", "-s", "-a", "list", "ruleset")
-	if err != nil {
-		if len(s.Chains) > 0 {
-			s.note("rule text unavailable: " + err.Error())
+// iptables-nft wrote. Without the tools the text is rendered from the
+// rules' expressions (nsFd is the calling thread's netns).
+func readRuleText(s *State, nsFd int) {
+	_, err := exec.LookPath("nft")
+	rendered := err != nil
+	if rendered {
+		renderText(s, nsFd, true)
+	} else {
+		out, err := run("nft", "-s", "-a", "list", "ruleset")
+		if err != nil {
+			if len(s.Chains) > 0 {
+				s.note("rule text unavailable: " + err.Error())
+			}
+			return
 		}
-		return
-	}
-	text := parseNft(out)
-	for _, c := range s.Chains {
-		for i := range c.Rules {
-			c.Rules[i].Text = text[ruleKey{c.Family, c.Table, c.Rules[i].Handle}]
-			fromText(&c.Rules[i])
+		text := parseNft(out)
+		for _, c := range s.Chains {
+			for i := range c.Rules {
+				c.Rules[i].Text = text[ruleKey{c.Family, c.Table, c.Rules[i].Handle}]
+				fromText(&c.Rules[i])
+			}
 		}
 	}
 	for _, t := range iptablesTables(s) {
 		tool := "iptables-nft-save"
 		if t[0] == "ip6" {
 			tool = "ip6tables-nft-save"
+		}
+		if _, err := exec.LookPath(tool); err != nil {
+			if !rendered {
+				renderText(s, nsFd, false)
+			}
+			return
 		}
 		out, err := run(tool, "-t", t[1])
 		if err != nil {

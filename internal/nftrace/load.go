@@ -29,7 +29,8 @@ func hookName(family string, n uint32) string {
 }
 
 // loadRuleset reads chains over netlink (always available to root) and rule
-// text through the nft and iptables-nft-save binaries (best effort).
+// text through the nft and iptables-nft-save binaries, or rendered from
+// netlink where they are absent (best effort).
 func loadRuleset(ctx context.Context, ns *nsHandle) (*Ruleset, error) {
 	conn, err := nftables.New(nftables.WithNetNSFd(ns.fd))
 	if err != nil {
@@ -56,7 +57,7 @@ func loadRuleset(ctx context.Context, ns *nsHandle) (*Ruleset, error) {
 		rs.Chains = append(rs.Chains, ci)
 	}
 	rs.Links = loadLinks(ns)
-	loadRuleText(ctx, ns, rs)
+	loadRuleText(ctx, ns, rs, conn)
 	rs.index()
 	return rs, nil
 }
@@ -81,14 +82,19 @@ func loadLinks(ns *nsHandle) []Link {
 
 // loadRuleText fills rs.Rules; failures only leave a note, never an error,
 // so a host without nft still gets rule handles.
-func loadRuleText(ctx context.Context, ns *nsHandle, rs *Ruleset) {
-	out, err := ns.run(ctx, "nft", "-a", "list", "ruleset")
-	if err != nil {
-		rs.Note = fmt.Sprintf("rule text unavailable: %v", err)
-		return
+func loadRuleText(ctx context.Context, ns *nsHandle, rs *Ruleset, conn *nftables.Conn) {
+	if !ns.can("nft") {
+		renderRules(conn, rs, true)
+	} else {
+		out, err := ns.run(ctx, "nft", "-a", "list", "ruleset")
+		if err != nil {
+			rs.Note = fmt.Sprintf("rule text unavailable: %v", err)
+			return
+		}
+		rs.Rules = parseNftList(out)
 	}
-	rs.Rules = parseNftList(out)
 	seen := map[[2]string]bool{}
+	missing := false
 	for _, r := range rs.Rules {
 		k := [2]string{r.Family, r.Table}
 		if seen[k] || !iptablesTables[r.Table] || (r.Family != "ip" && r.Family != "ip6") {
@@ -101,9 +107,13 @@ func loadRuleText(ctx context.Context, ns *nsHandle, rs *Ruleset) {
 		}
 		save, err := ns.run(ctx, bin, "-t", r.Table)
 		if err != nil {
+			missing = missing || !ns.can(bin)
 			continue // not an iptables-nft table, or no binary
 		}
 		attachIptables(rs.Rules, r.Family, r.Table, parseIptablesSave(save))
+	}
+	if missing {
+		renderRules(conn, rs, false)
 	}
 }
 

@@ -11,8 +11,14 @@ import (
 	"github.com/pktdrop/pktdrop/internal/netns"
 )
 
-// ErrNoTool is wrapped when iptables-legacy-save is not installed.
+// ErrNoTool is matched (errors.Is) when iptables-legacy-save is not
+// installed: legacy rules have no netlink form to render them from.
 var ErrNoTool = errors.New("iptables-legacy-save not found")
+
+type noToolError struct{ tool string }
+
+func (e noToolError) Error() string     { return "rule text needs " + e.tool + " (not found)" }
+func (e noToolError) Is(err error) bool { return err == ErrNoTool }
 
 // saveTool is the program that prints a family's legacy tables.
 func saveTool(family int) string {
@@ -56,7 +62,7 @@ func ReadHere(family int) (*Ruleset, error) {
 	}
 	tool, err := exec.LookPath(saveTool(family))
 	if err != nil {
-		return nil, fmt.Errorf("%w (install iptables to name legacy rules): %v", ErrNoTool, err)
+		return nil, noToolError{saveTool(family)}
 	}
 	// The child starts on this thread, so in this namespace.
 	var stderr bytes.Buffer
