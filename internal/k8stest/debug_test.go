@@ -89,6 +89,11 @@ func TestDebugPodRecipe(t *testing.T) {
 	if !ok || !strings.Contains(out.String(), "pod shop/web") {
 		t.Fatalf("the README's debug recipe did not name the drop into pod shop/web")
 	}
+	// The image has no nft, iptables-nft-save or nsenter: the rule's text
+	// is rendered from netlink (#12 item 5).
+	if rule := "`-A INPUT -p icmp -j DROP`"; !strings.Contains(out.String(), rule) {
+		t.Errorf("the drop into pod shop/web does not name the rule %s (pktdrop runs from its scratch image)", rule)
+	}
 }
 
 func debugPods(t *testing.T) map[string]bool {
