@@ -91,7 +91,8 @@ func TestDebugPodRecipe(t *testing.T) {
 	}
 	// The image has no nft, iptables-nft-save or nsenter: the rule's text
 	// is rendered from netlink (#12 item 5).
-	if rule := "`-A INPUT -p icmp -j DROP`"; !strings.Contains(out.String(), rule) {
+	rule := "`-A INPUT -p icmp -j DROP`"
+	if !eventually(5*time.Second, func() bool { return strings.Contains(out.String(), rule) }) {
 		t.Errorf("the drop into pod shop/web does not name the rule %s (pktdrop runs from its scratch image)", rule)
 	}
 }
