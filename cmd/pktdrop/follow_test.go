@@ -317,3 +317,62 @@ func tableNamed(r report.Report, nftTable, stderr string) bool {
 	}
 	return false
 }
+
+// TestLateNetnsLegacy: iptables-legacy rules in a namespace made after
+// pktdrop started (a pod whose rules are iptables-legacy) are named with
+// --rules too. Legacy tables send no notification and their counters are
+// read from the first drop there on; the rule must be named within the
+// first few drops, and never a wrong one. Not parallel: it watches every
+// namespace.
+func TestLateNetnsLegacy(t *testing.T) {
+	requireRoot(t)
+	privtest.RequireCmd(t, "iptables-legacy")
+	addr := fmt.Sprintf("10.78.%d.%d", rand.IntN(250)+1, rand.IntN(250)+1)
+	p := start(t, "watch", "-o", "json", "--rules", "--proto", "icmp", "--dst", addr)
+	time.Sleep(time.Second)
+
+	n := testnet.New(t)
+	ns := n.NS("lleg")
+	ns.MustRun("ip", "addr", "add", addr+"/32", "dev", "lo")
+	time.Sleep(time.Second)
+	rule := "-A INPUT -d " + addr + "/32 -p icmp -j DROP"
+	ns.MustRun(append([]string{"iptables-legacy"}, strings.Fields(rule)...)...)
+	ping, err := ns.Start("ping", "-q", "-i", "0.05", "-c", "200", "-W", "1", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = ping.Process.Kill() }()
+
+	ino := ns.Inode()
+	var mine []report.Report
+	named := -1
+	for deadline := time.Now().Add(reportTimeout); named < 0 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		out := p.stdout.String()
+		rs, _ := parseReports(out[:strings.LastIndexByte(out, '\n')+1])
+		mine = mine[:0]
+		for _, r := range rs {
+			if r.Netns == ino && r.Kind == "drop" {
+				mine = append(mine, r)
+			}
+		}
+		for i, r := range mine {
+			if r.Rule != "" {
+				named = i
+				break
+			}
+		}
+	}
+	res := p.stop(syscall.SIGINT)
+	if named < 0 {
+		t.Fatalf("no drop in the late namespace named its iptables-legacy rule; reports:\n%s\nstderr:\n%s", brief(res.Reports), res.Stderr)
+	}
+	t.Logf("drop %d of %d in the late namespace named %q", named+1, len(mine), mine[named].Rule)
+	for _, r := range mine {
+		if r.Rule != "" && (r.Rule != rule || r.Chain != "INPUT" || r.Table != "filter") {
+			t.Errorf("late legacy drop named table %q chain %q rule %q, want filter INPUT %q", r.Table, r.Chain, r.Rule, rule)
+		}
+	}
+	if named > 2 {
+		t.Errorf("the legacy rule was first named on drop %d, want within the first 3", named+1)
+	}
+}

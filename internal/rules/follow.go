@@ -16,6 +16,7 @@ import (
 // (pods come and go). A namespace gone before its table went in is
 // skipped. Does nothing where nf_tables rules cannot be named.
 func (a *Attributor) AddNetns(nsPaths []string) error {
+	a.legacy.add(nsPaths)
 	a.trMu.Lock()
 	defer a.trMu.Unlock()
 	if a.ctx.Err() != nil || (len(a.trs) == 0 && len(a.byIno) == 0 && a.unsupported()) {
@@ -47,6 +48,7 @@ func (a *Attributor) AddNetns(nsPaths []string) error {
 // Keep removes the trace tables of namespaces not in keep (gone, or no
 // longer filtered on): their tracers hold the namespace open otherwise.
 func (a *Attributor) Keep(keep map[uint64]bool) error {
+	a.legacy.keep(keep)
 	a.trMu.Lock()
 	defer a.trMu.Unlock()
 	var errs []error

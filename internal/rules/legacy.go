@@ -20,7 +20,14 @@ const rereadEvery = 50 * time.Millisecond
 // legacy names iptables-legacy rules from their counters (see xtables).
 type legacy struct {
 	mu     sync.Mutex
+	family uint8
 	tables map[legacyKey]*legacyNS
+	// paths are the namespaces without legacy tables when last looked at,
+	// looked at again (at most every rereadEvery) when a drop there might
+	// be theirs: tables made after the namespace (a pod's rules come after
+	// CNI made its netns) send no notification.
+	paths   map[uint32]string
+	checked map[legacyKey]time.Time
 }
 
 type legacyKey struct {
@@ -39,15 +46,30 @@ type legacyNS struct {
 // base that later packets move them from. Namespaces without legacy
 // tables cost one small file read.
 func startLegacy(nsPaths []string, family uint8) (*legacy, []string) {
-	l := &legacy{tables: map[legacyKey]*legacyNS{}}
+	l := &legacy{family: family, tables: map[legacyKey]*legacyNS{}, paths: map[uint32]string{}, checked: map[legacyKey]time.Time{}}
+	return l, l.add(nsPaths)
+}
+
+// add reads the counters of namespaces not known yet.
+func (l *legacy) add(nsPaths []string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	var notes []string
 	for _, path := range nsPaths {
 		ino, err := netns.Inode(path)
 		if err != nil {
 			continue
 		}
+		if _, known := l.paths[ino]; known {
+			continue
+		}
+		l.paths[ino] = path
 		for _, fam := range []int{4, 6} {
-			if family != 0 && int(family) != fam {
+			if l.family != 0 && int(l.family) != fam {
+				continue
+			}
+			k := legacyKey{ino, fam}
+			if l.tables[k] != nil {
 				continue
 			}
 			rs, err := xtables.Read(path, fam)
@@ -55,18 +77,40 @@ func startLegacy(nsPaths []string, family uint8) (*legacy, []string) {
 				notes = append(notes, fmt.Sprintf("netns %s has iptables-legacy tables, but their rules cannot be named: %v", path, err))
 			}
 			if rs == nil || err != nil {
+				l.checked[k] = time.Now()
 				continue
 			}
-			l.tables[legacyKey{ino, fam}] = &legacyNS{path: path, ledger: xtables.NewLedger(rs), read: time.Now()}
+			l.tables[k] = &legacyNS{path: path, ledger: xtables.NewLedger(rs), read: time.Now()}
 		}
 	}
-	return l, notes
+	return notes
+}
+
+// keep forgets the namespaces not in keep.
+func (l *legacy) keep(keep map[uint64]bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for ino := range l.paths {
+		if !keep[uint64(ino)] {
+			delete(l.paths, ino)
+		}
+	}
+	for k := range l.tables {
+		if _, ok := l.paths[k.netns]; !ok {
+			delete(l.tables, k)
+		}
+	}
+	for k := range l.checked {
+		if _, ok := l.paths[k.netns]; !ok {
+			delete(l.checked, k)
+		}
+	}
 }
 
 // attach names the legacy rule or policy behind r's drop and the legacy
 // nat rules behind its translations. It reports whether it settled r.
 func (l *legacy) attach(r *report.Report) bool {
-	if l == nil || len(l.tables) == 0 {
+	if l == nil {
 		return false
 	}
 	l.mu.Lock()
@@ -134,7 +178,10 @@ func (l *legacy) claimDrop(r *report.Report, ns *legacyNS) bool {
 // fresh re-reads the counters of a namespace unless they were just read.
 func (l *legacy) fresh(k legacyKey) *legacyNS {
 	ns := l.tables[k]
-	if ns == nil || time.Since(ns.read) < rereadEvery {
+	if ns == nil {
+		return l.late(k)
+	}
+	if time.Since(ns.read) < rereadEvery {
 		return ns
 	}
 	ns.read = time.Now()
@@ -145,6 +192,26 @@ func (l *legacy) fresh(k legacyKey) *legacyNS {
 	if ns.err = err; err == nil {
 		ns.ledger.Update(rs)
 	}
+	return ns
+}
+
+// late looks again for legacy tables in a namespace that had none. Found
+// now, they count from zero: they are newer than the last look, so every
+// packet their counters hold came after it, and a claim names a rule only
+// when it alone moved.
+func (l *legacy) late(k legacyKey) *legacyNS {
+	path, ok := l.paths[k.netns]
+	if !ok || time.Since(l.checked[k]) < rereadEvery || (l.family != 0 && int(l.family) != k.family) {
+		return nil
+	}
+	l.checked[k] = time.Now()
+	rs, err := xtables.Read(path, k.family)
+	if rs == nil || err != nil {
+		return nil
+	}
+	ns := &legacyNS{path: path, ledger: xtables.NewLedger(&xtables.Ruleset{}), read: time.Now()}
+	ns.ledger.Update(rs)
+	l.tables[k] = ns
 	return ns
 }
 
