@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -36,6 +37,7 @@ func TestDocker(t *testing.T) {
 	if !d.Ping("a1", a2) {
 		t.Fatal("a1 cannot ping a2 on the same network before anything is changed")
 	}
+	t.Run("named", func(t *testing.T) { dockerContainerNamed(t, d, a1, a2) })
 	for _, c := range []struct {
 		name, from, src, dst string
 		setup                func()
@@ -110,5 +112,34 @@ func checkDocker(t *testing.T, r report.Report, evidence map[string]string, hint
 		if !strings.Contains(r.Hint, w) {
 			t.Errorf("hint %q lacks %q", r.Hint, w)
 		}
+	}
+}
+
+// dockerContainerNamed: a drop in a container's own namespace (its own
+// firewall rule) names the container, through dockerd's Engine API.
+func dockerContainerNamed(t *testing.T, d *testnet.Docker, src, dst string) {
+	pid := strings.TrimSpace(d.MustRun("inspect", "-f", "{{.State.Pid}}", "a2"))
+	rule := []string{"-t", pid, "-n", "iptables", "-I", "INPUT", "-s", src, "-p", "icmp", "-j", "DROP"}
+	if out, err := exec.Command("nsenter", rule...).CombinedOutput(); err != nil {
+		t.Fatalf("iptables in container a2: %v: %s", err, out)
+	}
+	defer func() {
+		rule[5] = "-D"
+		_ = exec.Command("nsenter", rule...).Run()
+	}()
+	trigger := func() error {
+		if d.Ping("a1", dst) {
+			t.Errorf("a1 reached a2 through a2's own DROP rule")
+		}
+		return nil
+	}
+	res := watch(t, trigger, 1, "--engine-socket", d.Socket(), "--proto", "icmp", "--src", src, "--dst", dst)
+	if len(res.Reports) == 0 {
+		return
+	}
+	r := res.Reports[0]
+	t.Logf("pktdrop said:\n%s", output.Text(&r))
+	if r.NetnsName != "container a2" || r.Hook != "INPUT" {
+		t.Errorf("drop in container a2's namespace: netns %q hook %q, want \"container a2\" INPUT", r.NetnsName, r.Hook)
 	}
 }

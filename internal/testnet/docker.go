@@ -129,6 +129,9 @@ func StartDocker(tb testing.TB, n *Net) *Docker {
 }
 
 // Run runs the docker client against this dockerd.
+// Socket is dockerd's Engine API socket.
+func (d *Docker) Socket() string { return d.sock }
+
 func (d *Docker) Run(args ...string) (string, error) {
 	cmd := exec.Command("docker", append([]string{"-H", "unix://" + d.sock}, args...)...)
 	out, err := cmd.CombinedOutput()
