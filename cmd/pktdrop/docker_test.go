@@ -124,7 +124,7 @@ func dockerContainerNamed(t *testing.T, d *testnet.Docker, src, dst string) {
 		t.Fatalf("iptables in container a2: %v: %s", err, out)
 	}
 	defer func() {
-		rule[5] = "-D"
+		rule[4] = "-D"
 		_ = exec.Command("nsenter", rule...).Run()
 	}()
 	trigger := func() error {
